@@ -1,0 +1,122 @@
+// The request pipeline, top to bottom:
+//   canonicalize -> authenticate -> authorize -> read and check the body -> forward
+// The audit line is written by the server edge (server.ts) when the response ends.
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { Hono, type Context } from 'hono';
+import type { TokenVerifier } from './auth/verify.ts';
+import { contextOf, type RequestContext } from './context.ts';
+import { errorResponse, ProxyError } from './errors.ts';
+import type { Forwarder } from './forward/forward.ts';
+import { authorize } from './policy/evaluate.ts';
+import type { Client, Policy } from './policy/load.ts';
+import { checkBody, readBody } from './request/body.ts';
+import { canonicalize, type CanonicalRequest } from './request/canonicalize.ts';
+
+export interface AppDeps {
+  policy: () => Policy;
+  verifier: TokenVerifier;
+  forwarder: Forwarder;
+  /** The proxy's own path prefix (from PUBLIC_URL), "" by default. */
+  publicRoot: string;
+  /** PUBLIC_URL's origin + root, or undefined to use the origin the client used. */
+  publicBase: string | undefined;
+  maxBodyBytes: number;
+  ready: () => Promise<boolean>;
+  onInternalError: (err: unknown, ctx: RequestContext) => void;
+}
+
+type Env = { Bindings: HttpBindings };
+const EMPTY = Buffer.alloc(0);
+const ALLOW_HEADER = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));
+
+  app.all('*', async (c) => {
+    const { incoming, outgoing } = c.env;
+    const ctx = contextOf(incoming);
+    try {
+      const req = canonicalize(incoming.method ?? '', incoming.url ?? '', incoming.rawHeaders, deps.publicRoot);
+      ctx.queryKeys = req.query.map((p) => p.key);
+      if (req.method === 'OPTIONS') return answerOptions(c, ctx);
+
+      const client = await authenticate(req, ctx, deps);
+      const decision = authorize(client, { method: req.method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface });
+      if (!decision.allow) throw new ProxyError('forbidden', decision.reason);
+      ctx.rule = decision.rule ? `${decision.rule.text} (${decision.rule.source})` : decision.reason;
+
+      const body = req.body ? await readBody(incoming, deps.maxBodyBytes, req.body.length) : EMPTY;
+      ctx.bytesIn = body.length;
+      checkBody(body, incoming.headers['content-type'], req);
+
+      ctx.decision = 'allow';
+      ctx.reason = null;
+      await deps.forwarder.forward(incoming, outgoing, {
+        ctx,
+        target: req.path + (req.forwardQuery ? `?${req.forwardQuery}` : ''),
+        headers: { ...req.forwardHeaders },
+        body,
+        publicBase: deps.publicBase ?? `http://${req.host ?? 'localhost'}`,
+        allowsLocation: (location) => allowsLocation(client, location),
+      });
+      return RESPONSE_ALREADY_SENT;
+    } catch (err) {
+      return refuse(c, ctx, err, deps);
+    }
+  });
+
+  return app;
+}
+
+async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: AppDeps): Promise<Client> {
+  if (!req.credential) throw new ProxyError('unauthorized', 'no-token');
+  const identity = await deps.verifier.verify(req.credential.token, deps.policy());
+  ctx.client = identity.client.name;
+  ctx.jti = identity.jti ?? null;
+  return identity.client;
+}
+
+function answerOptions(c: Context<Env>, ctx: RequestContext): Response {
+  // Grape answers OPTIONS for every route itself (Grape README, "Allowed Methods"); the
+  // proxy does the same instead of forwarding, without revealing the client's policy.
+  ctx.decision = 'local';
+  ctx.reason = 'options';
+  c.header('Allow', ALLOW_HEADER);
+  return c.body(null, 204);
+}
+
+/** May this client follow a redirect to `location` (a path relative to the proxy's base)? */
+function allowsLocation(client: Client, location: string): boolean {
+  const q = location.indexOf('?');
+  const path = q === -1 ? location : location.slice(0, q);
+  try {
+    const req = canonicalize('GET', path, [], '');
+    return authorize(client, { method: 'GET', segments: req.segments, formatAlias: req.formatAlias, surface: req.surface }).allow;
+  } catch {
+    return false;
+  }
+}
+
+function refuse(c: Context<Env>, ctx: RequestContext, err: unknown, deps: AppDeps): Response {
+  const incoming = c.env.incoming;
+  let refusal: ProxyError;
+  if (err instanceof ProxyError) {
+    refusal = err;
+  } else {
+    deps.onInternalError(err, ctx);
+    refusal = new ProxyError('internal', 'internal-error');
+  }
+  ctx.decision = 'deny';
+  ctx.reason = refusal.reason;
+  const { status, body } = errorResponse(refusal);
+  ctx.bytesOut = Buffer.byteLength(body);
+  // A body we did not read whole, or whose framing we distrust, must not be parsed as the
+  // start of the next request on this connection.
+  if (refusal.closeConnection || !incoming.complete) c.header('Connection', 'close');
+  c.header('X-Request-Id', ctx.reqId);
+  return c.body(body, status as 400, { 'Content-Type': 'application/json' });
+}

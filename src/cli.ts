@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+// Entry point: the only module that reads the environment and decides exit codes.
+//   exit 0: done; 1: check/explain found problems or a denial; 2: bad configuration or usage.
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { privateKeyFromPem } from './auth/keys.ts';
+import { mintToken, parseDuration } from './auth/mint.ts';
+import { ConfigError, loadConfig, loadJwtSettings } from './config/env.ts';
+import { ProxyError } from './errors.ts';
+import { authorize } from './policy/evaluate.ts';
+import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
+import type { Method } from './policy/rule.ts';
+import { canonicalize } from './request/canonicalize.ts';
+import { runServe } from './serve.ts';
+
+const USAGE: Record<string, string> = {
+  main: `gitlab-scope-proxy: a scoped, audited proxy in front of GitLab
+
+Usage: gitlab-scope-proxy [command] [options]
+
+Commands:
+  serve     run the proxy (default)
+  check     validate policy files
+  token     mint a client token (JWT)
+  explain   show how the policy decides one request
+
+Run "gitlab-scope-proxy COMMAND --help" for a command's options.
+Configuration is read from the environment: see README.md.`,
+  serve: `Usage: gitlab-scope-proxy serve
+
+Runs the proxy. Configuration comes from the environment (GITLAB_URL, GITLAB_TOKEN or
+GITLAB_TOKEN_FILE, PROXY_JWT_SECRET or PROXY_JWT_SECRET_FILE, POLICY_DIR, PORT, ...).
+SIGHUP re-reads the policy directory and token files; SIGTERM or SIGINT shuts down gracefully.`,
+  check: `Usage: gitlab-scope-proxy check [--policies DIR]
+
+Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies) and reports
+every problem as "file:line:col message". Exit 1 if there is any.`,
+  token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE]
+
+Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECRET
+(or PROXY_JWT_SECRET_FILE), or with the PEM private key in FILE (RS256, ES256 or EdDSA,
+chosen by the key's type). Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy),
+issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90d).`,
+  explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME METHOD TARGET
+
+Prints "allow" or "deny" and the rule or reason that decided, for METHOD TARGET
+(e.g. GET /api/v4/projects/5) as client NAME, without calling GitLab.
+Exit 0 for allow, 1 for deny.`,
+};
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
+  const rest = command === argv[0] ? argv.slice(1) : argv;
+  if (command === 'serve' && (rest.includes('--help') || rest.includes('-h')) && argv[0] !== 'serve') {
+    console.log(USAGE.main);
+    return 0;
+  }
+  switch (command) {
+    case 'serve':
+      if (rest.includes('--help') || rest.includes('-h')) return help('serve');
+      if (rest.length > 0) throw new UsageError(`serve takes no arguments\n\n${USAGE.serve}`);
+      return runServe();
+    case 'check':
+      return check(rest);
+    case 'token':
+      return token(rest);
+    case 'explain':
+      return explain(rest);
+    case 'help':
+      return help('main');
+    default:
+      throw new UsageError(`unknown command "${command}"\n\n${USAGE.main}`);
+  }
+}
+
+function help(which: string): number {
+  console.log(USAGE[which]);
+  return 0;
+}
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string, positionals = false) {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${usage}`);
+  }
+}
+
+function policyDirOf(flag: string | undefined): string {
+  return flag ?? (process.env.POLICY_DIR || './policies');
+}
+
+function check(args: string[]): number {
+  const { values } = parse(args, { policies: { type: 'string' } }, USAGE.check!);
+  if (values.help) return help('check');
+  const dir = policyDirOf(values.policies as string | undefined);
+  try {
+    const policy = loadPolicyDir(dir);
+    const rules = [...policy.clients.values()].reduce((n, c) => n + c.rules.length, 0);
+    console.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    for (const p of err.problems) console.log(formatProblem(p));
+    console.error(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in ${dir}`);
+    return 1;
+  }
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    client: { type: 'string' },
+    'expires-in': { type: 'string', default: '90d' },
+    jti: { type: 'string' },
+    key: { type: 'string' },
+  }, USAGE.token!);
+  if (values.help) return help('token');
+  const client = values.client as string | undefined;
+  if (!client) throw new UsageError(`--client is required\n\n${USAGE.token}`);
+  const jwt = loadJwtSettings();
+  let key: Parameters<typeof mintToken>[0]['key'];
+  if (values.key) {
+    let pem: string;
+    try {
+      pem = readFileSync(values.key as string, 'utf8');
+    } catch {
+      throw new ConfigError(`--key: cannot read ${values.key as string}`);
+    }
+    try {
+      const k = privateKeyFromPem(pem);
+      key = { kind: 'private', key: k.key, alg: k.alg };
+    } catch (err) {
+      throw new ConfigError(`--key: ${(err as Error).message.split('\n')[0]}`);
+    }
+  } else if (jwt.secret) {
+    if (jwt.secret.length < 32) throw new ConfigError('PROXY_JWT_SECRET must be at least 32 bytes long (HS256 key)');
+    key = { kind: 'secret', secret: jwt.secret };
+  } else {
+    throw new ConfigError('PROXY_JWT_SECRET (or PROXY_JWT_SECRET_FILE) is required to mint a token, or pass --key FILE');
+  }
+  let expiresInSeconds: number;
+  try {
+    expiresInSeconds = parseDuration(values['expires-in'] as string);
+  } catch (err) {
+    throw new UsageError(`--expires-in: ${(err as Error).message}`);
+  }
+  warnIfUnknownClient(client);
+  const jti = values.jti as string | undefined;
+  console.log(await mintToken({ client, audience: jwt.audience, issuer: jwt.issuer, expiresInSeconds, ...(jti ? { jti } : {}), key }));
+  return 0;
+}
+
+function warnIfUnknownClient(client: string): void {
+  try {
+    const policy = loadPolicyDir(policyDirOf(undefined));
+    if (!policy.clients.has(client)) console.error(`warning: client "${client}" is not defined in ${policyDirOf(undefined)}; its token will be refused until it is`);
+  } catch {
+    // A token may be minted before its policy exists; serve and check report policy problems.
+  }
+}
+
+function explain(args: string[]): number {
+  const { values, positionals } = parse(args, { policies: { type: 'string' }, client: { type: 'string' } }, USAGE.explain!, true);
+  if (values.help) return help('explain');
+  const name = values.client as string | undefined;
+  if (!name || positionals.length !== 2) throw new UsageError(`--client, METHOD and TARGET are required\n\n${USAGE.explain}`);
+  const [method, target] = positionals as [string, string];
+  const dir = policyDirOf(values.policies as string | undefined);
+  let policy;
+  try {
+    policy = loadPolicyDir(dir);
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    for (const p of err.problems) console.log(formatProblem(p));
+    return 2;
+  }
+  const client = policy.clients.get(name);
+  if (!client) {
+    console.log(`deny\tunknown-client: no client "${name}" in ${dir} (401)`);
+    return 1;
+  }
+  if (client.disabled) {
+    console.log(`deny\tclient-disabled (401)`);
+    return 1;
+  }
+  try {
+    const req = canonicalize(method, target, ['Host', 'localhost'], '');
+    if (req.method === 'OPTIONS') {
+      console.log('allow\toptions: answered by the proxy itself, never forwarded');
+      return 0;
+    }
+    const decision = authorize(client, { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface });
+    if (decision.allow) {
+      console.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}`);
+      return 0;
+    }
+    console.log(`deny\t${decision.reason}`);
+    return 1;
+  } catch (err) {
+    if (!(err instanceof ProxyError)) throw err;
+    console.log(`deny\t${err.reason}${err.detail && err.detail !== err.reason ? `: ${err.detail}` : ''} (${err.status})`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== -1) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(err.message);
+      process.exitCode = 2;
+    } else if (err instanceof ConfigError) {
+      console.error(`configuration error: ${err.message}`);
+      process.exitCode = 2;
+    } else if (err instanceof PolicyError) {
+      for (const p of err.problems) console.error(formatProblem(p));
+      process.exitCode = 2;
+    } else {
+      console.error(err instanceof Error ? err.stack : String(err));
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,89 @@
+// Per-request state shared by the pipeline steps and written once to the audit log.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AuditDecision, AuditRecord } from './audit/audit.ts';
+
+export interface RequestContext {
+  reqId: string;
+  startNs: bigint;
+  client: string | null;
+  jti: string | null;
+  method: string;
+  path: string;
+  queryKeys: string[];
+  rule: string | null;
+  decision: AuditDecision;
+  reason: string | null;
+  upstreamStartNs: bigint | null;
+  upstreamMs: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  timedOut: boolean;
+}
+
+const CTX = Symbol('gitlab-scope-proxy.context');
+const MAX_PATH = 2048;
+
+export function attachContext(req: IncomingMessage): RequestContext {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  const ctx: RequestContext = {
+    reqId: randomUUID(),
+    startNs: process.hrtime.bigint(),
+    client: null,
+    jti: null,
+    method: (req.method ?? '').slice(0, 16),
+    path: (q === -1 ? url : url.slice(0, q)).slice(0, MAX_PATH),
+    queryKeys: [],
+    rule: null,
+    decision: 'deny',
+    reason: 'unprocessed',
+    upstreamStartNs: null,
+    upstreamMs: null,
+    bytesIn: 0,
+    bytesOut: 0,
+    timedOut: false,
+  };
+  (req as IncomingMessage & { [CTX]: RequestContext })[CTX] = ctx;
+  return ctx;
+}
+
+export function contextOf(req: IncomingMessage): RequestContext {
+  const ctx = (req as IncomingMessage & { [CTX]?: RequestContext })[CTX];
+  if (!ctx) throw new Error('request has no context');
+  return ctx;
+}
+
+const ms = (from: bigint, to: bigint): number => Math.round(Number(to - from) / 1e4) / 100;
+
+export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): AuditRecord {
+  const ua = req.headers['user-agent'];
+  const record: AuditRecord = {
+    reqId: ctx.reqId,
+    client: ctx.client,
+    jti: ctx.jti,
+    method: ctx.method,
+    path: ctx.path,
+    queryKeys: ctx.queryKeys,
+    rule: ctx.rule,
+    decision: ctx.decision,
+    reason: ctx.reason,
+    status: res.statusCode,
+    durationMs: ms(ctx.startNs, process.hrtime.bigint()),
+    upstreamMs: ctx.upstreamMs,
+    bytesIn: ctx.bytesIn,
+    bytesOut: ctx.bytesOut,
+    ip: req.socket.remoteAddress ?? null,
+    userAgent: typeof ua === 'string' ? ua.slice(0, 256) : null,
+  };
+  if (!res.writableFinished) record.aborted = true;
+  return record;
+}
+
+export function markUpstreamStart(ctx: RequestContext): void {
+  ctx.upstreamStartNs = process.hrtime.bigint();
+}
+
+export function markUpstreamResponse(ctx: RequestContext): void {
+  if (ctx.upstreamStartNs !== null) ctx.upstreamMs = ms(ctx.upstreamStartNs, process.hrtime.bigint());
+}
