@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { privateKeyFromPem } from './auth/keys.ts';
 import { mintToken, parseDuration } from './auth/mint.ts';
-import { ConfigError, loadConfig, loadJwtSettings } from './config/env.ts';
+import { ConfigError, loadJwtSettings } from './config/env.ts';
 import { ProxyError } from './errors.ts';
 import { authorize } from './policy/evaluate.ts';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';

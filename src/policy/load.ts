@@ -6,7 +6,8 @@ import { join, relative } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { Matcher } from './matcher.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
-import { PolicyFileSchema, type ClientDoc } from './schema.ts';
+import type { z } from 'zod';
+import { CLIENT_NAME, ClientSchema, PolicyFileShape, type ClientDoc } from './schema.ts';
 
 export interface Client {
   name: string;
@@ -71,45 +72,63 @@ export function loadPolicyDir(dir: string, displayBase = process.cwd()): Policy 
 export function compilePolicy(sources: { display: string; text: string }[]): Policy {
   const problems: PolicyProblem[] = [];
   const clients = new Map<string, Client>();
+  const defined = new Map<string, string>();
   const hash = createHash('sha256');
   for (const src of sources) {
     hash.update(src.display).update('\0').update(src.text).update('\0');
-    loadFile(src.display, src.text, clients, problems);
+    const before = problems.length;
+    loadFile(src.display, src.text, clients, defined, problems);
+    problems.splice(before, problems.length - before, ...problems.slice(before).sort((a, b) => a.line - b.line || a.col - b.col));
   }
   if (problems.length > 0) throw new PolicyError(problems);
   return { clients, checksum: hash.digest('hex'), files: sources.map((s) => s.display) };
 }
 
-function loadFile(file: string, text: string, clients: Map<string, Client>, problems: PolicyProblem[]): void {
+function loadFile(file: string, text: string, clients: Map<string, Client>, defined: Map<string, string>, problems: PolicyProblem[]): void {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const at = (offset: number | undefined, message: string): void => {
     const pos = lineCounter.linePos(offset ?? 0);
     problems.push({ file, line: pos.line, col: pos.col, message });
   };
+  const lineOf = (path: readonly PropertyKey[]): number => lineCounter.linePos(offsetOf(doc, path) ?? 0).line;
+  const report = (base: readonly PropertyKey[], issues: readonly z.core.$ZodIssue[]): void => {
+    for (const issue of issues) {
+      const path = [...base, ...issue.path];
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) at(keyOffset(doc, [...path, key]), `unknown key "${key}"`);
+      } else {
+        at(offsetOf(doc, path), `${path.slice(1).join('.')}: ${issue.message}`);
+      }
+    }
+  };
   for (const e of [...doc.errors, ...doc.warnings]) at(e.pos[0], e.message.split('\n')[0] ?? 'YAML error');
   if (doc.errors.length > 0) return;
 
-  const parsed = PolicyFileSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      at(offsetOf(doc, issue.path), `${issue.path.length ? issue.path.join('.') + ': ' : ''}${issue.message}`);
-    }
+  const top = PolicyFileShape.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
+  if (!top.success) {
+    report([], top.error.issues);
     return;
   }
-
-  for (const [name, spec] of Object.entries(parsed.data.clients)) {
+  for (const [name, raw] of Object.entries(top.data.clients)) {
     const nameOffset = keyOffset(doc, ['clients', name]);
-    const existing = clients.get(name);
-    if (existing) {
-      at(nameOffset, `client "${name}" is already defined in ${existing.source}`);
+    const where = `${file}:${lineCounter.linePos(nameOffset ?? 0).line}`;
+    const first = defined.get(name);
+    if (first !== undefined) {
+      at(nameOffset, `client "${name}" is already defined in ${first}`);
       continue;
     }
-    const client = buildClient(name, spec, `${file}:${lineCounter.linePos(nameOffset ?? 0).line}`, (i, msg) =>
-      at(offsetOf(doc, ['clients', name, 'allow', i]), msg),
-    (msg) => at(offsetOf(doc, ['clients', name, 'tokens_issued_after']), msg),
-    (i) => `${file}:${lineCounter.linePos(offsetOf(doc, ['clients', name, 'allow', i]) ?? 0).line}`);
-    if (client) clients.set(name, client);
+    defined.set(name, where);
+    if (!CLIENT_NAME.test(name)) at(nameOffset, `client name "${name}" must be lower case letters, digits, ".", "_" or "-"`);
+    const parsed = ClientSchema.safeParse(raw);
+    if (!parsed.success) report(['clients', name], parsed.error.issues);
+    // Rules are checked even when other keys are wrong, so every problem shows at once.
+    const spec = (parsed.success ? parsed.data : raw) as ClientDoc;
+    const client = buildClient(name, spec, where,
+      (i, msg) => at(offsetOf(doc, ['clients', name, 'allow', i]), msg),
+      (msg) => at(offsetOf(doc, ['clients', name, 'tokens_issued_after']), msg),
+      (i) => `${file}:${lineOf(['clients', name, 'allow', i])}`);
+    if (client && parsed.success && CLIENT_NAME.test(name)) clients.set(name, client);
   }
 }
 
@@ -123,7 +142,9 @@ function buildClient(
 ): Client | undefined {
   let ok = true;
   const rules: Rule[] = [];
-  (spec.allow ?? []).forEach((text, i) => {
+  const allow: unknown[] = Array.isArray(spec.allow) ? spec.allow : [];
+  allow.forEach((text, i) => {
+    if (typeof text !== 'string') return;
     try {
       rules.push(parseRule(text, ruleSource(i)));
     } catch (err) {
@@ -132,7 +153,9 @@ function buildClient(
       ok = false;
     }
   });
-  const tokensIssuedAfter = toUnixSeconds(spec.tokens_issued_after);
+  const tokensIssuedAfter = ['string', 'number'].includes(typeof spec.tokens_issued_after) || spec.tokens_issued_after instanceof Date
+    ? toUnixSeconds(spec.tokens_issued_after)
+    : undefined;
   if (tokensIssuedAfter === null) {
     timeProblem('tokens_issued_after must be an ISO 8601 timestamp or Unix seconds');
     ok = false;
@@ -168,7 +191,7 @@ function offsetOf(doc: Document, path: readonly PropertyKey[]): number | undefin
 }
 
 /** Offset of a map key (not its value): where a duplicate client name is written. */
-function keyOffset(doc: Document, path: readonly string[]): number | undefined {
+function keyOffset(doc: Document, path: readonly PropertyKey[]): number | undefined {
   const parent = doc.getIn(path.slice(0, -1), true);
   if (isMap(parent)) {
     for (const pair of parent.items) {

@@ -26,6 +26,10 @@ export const PolicyFileSchema = z.strictObject({
   clients: z.record(z.string().regex(CLIENT_NAME, 'client names are lower case letters, digits, . _ -'), ClientSchema),
 });
 
+/** The file's outer shape; each client is then checked on its own so one bad client does not
+ *  hide the problems of the others. */
+export const PolicyFileShape = z.strictObject({ clients: z.record(z.string(), z.unknown()) });
+
 export type ClientDoc = z.infer<typeof ClientSchema>;
 export type PolicyFileDoc = z.infer<typeof PolicyFileSchema>;
 
