@@ -65,6 +65,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       });
       return RESPONSE_ALREADY_SENT;
     } catch (err) {
+      if (ctx.client === null && !(err instanceof ProxyError && err.code === 'unauthorized')) await identifyForAudit(incoming.rawHeaders, ctx, deps);
       return refuse(c, ctx, err, deps);
     }
   });
@@ -78,6 +79,28 @@ async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: Ap
   ctx.client = identity.client.name;
   ctx.jti = identity.jti ?? null;
   return identity.client;
+}
+
+/**
+ * A request refused before authentication (sudo, a bad path) is still attributed to its
+ * client in the audit log when it carries a valid token in a header: the security team wants
+ * to know who tried. Best effort; it never changes the answer.
+ */
+async function identifyForAudit(rawHeaders: readonly string[], ctx: RequestContext, deps: AppDeps): Promise<void> {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    const value = rawHeaders[i + 1]!.trim();
+    const token = name === 'private-token' ? value : name === 'authorization' && /^bearer /i.test(value) ? value.slice(7).trim() : undefined;
+    if (token === undefined) continue;
+    try {
+      const identity = await deps.verifier.verify(token, deps.policy());
+      ctx.client = identity.client.name;
+      ctx.jti = identity.jti ?? null;
+    } catch {
+      // Not a valid token: the line stays anonymous.
+    }
+    return;
+  }
 }
 
 function answerOptions(c: Context<Env>, ctx: RequestContext): Response {

@@ -188,6 +188,25 @@ describe('audit log', () => {
   });
 });
 
+describe('audit attribution', () => {
+  it('names the client of a request refused before authentication, without changing the answer', async () => {
+    const h = await startHarness({ policies: { 'a.yaml': POLICY } });
+    try {
+      const jwt = await h.token('packit');
+      const res = await fetch(`${h.url}/api/v4/projects/2?sudo=root`, { headers: { 'PRIVATE-TOKEN': jwt } });
+      expect(res.status).toBe(403);
+      const bad = await fetch(`${h.url}/api/v4/projects/2?sudo=root`, { headers: { 'PRIVATE-TOKEN': 'not-a-token' } });
+      expect(bad.status).toBe(403);
+      await h.waitForAudit(2);
+      expect(h.audit[0]).toMatchObject({ client: 'packit', decision: 'deny', reason: 'sudo' });
+      expect(h.audit[1]).toMatchObject({ client: null, decision: 'deny', reason: 'sudo' });
+      expect(h.standin.requests).toHaveLength(0);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('GitLab errors', () => {
   it('answers 502 in GitLab JSON when GitLab is unreachable, and 504 when it is too slow', async () => {
     const h = await startHarness({ policies: { 'a.yaml': POLICY }, env: { UPSTREAM_RESPONSE_TIMEOUT_MS: '300' } });
