@@ -54,6 +54,7 @@ COPY src ./src
 # Presets are examples to copy from, not active policies: the operator mounts
 # their own policy directory at /policies (POLICY_DIR).
 COPY policies/presets ./policies/presets
+COPY policies/policy.schema.json ./policies/policy.schema.json
 
 USER 10001:10001
 

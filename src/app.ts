@@ -8,10 +8,13 @@ import type { TokenVerifier } from './auth/verify.ts';
 import { contextOf, type RequestContext } from './context.ts';
 import { errorResponse, ProxyError } from './errors.ts';
 import type { Forwarder } from './forward/forward.ts';
+import { LimitError } from './limits/client-limits.ts';
 import { authorize } from './policy/evaluate.ts';
 import type { Client, Policy } from './policy/load.ts';
+import { wouldDeny } from './policy/report.ts';
 import { checkBody, readBody } from './request/body.ts';
 import { canonicalize, type CanonicalRequest } from './request/canonicalize.ts';
+import type { ScopeResolver } from './scope/scope.ts';
 
 export interface AppDeps {
   policy: () => Policy;
@@ -24,6 +27,11 @@ export interface AppDeps {
   maxBodyBytes: number;
   ready: () => Promise<boolean>;
   onInternalError: (err: unknown, ctx: RequestContext) => void;
+  /** Per-client limits (src/limits/client-limits.ts): throws a LimitError (429) to refuse. */
+  admit?: (client: Client, ctx: RequestContext) => void;
+  /** Resolves projects and groups for `projects:` / `groups:` scope (src/scope/scope.ts).
+   *  Without it, a client with a scope list is refused whatever it names (scope-unresolved). */
+  scope?: ScopeResolver;
 }
 
 type Env = { Bindings: HttpBindings };
@@ -45,16 +53,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (req.method === 'OPTIONS') return answerOptions(c, ctx);
 
       const client = await authenticate(req, ctx, deps);
-      const decision = authorize(client, { method: req.method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface });
-      if (!decision.allow) throw new ProxyError('forbidden', decision.reason);
-      ctx.rule = decision.rule ? `${decision.rule.text} (${decision.rule.source})` : decision.reason;
+      deps.admit?.(client, ctx);
+      const input = { method: req.method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
+      const decision = authorize(client, input);
+      // Report mode: a request that only lacks a rule goes through, audited as "would-deny".
+      const reportOnly = wouldDeny(client, input, decision);
+      if (!decision.allow && !reportOnly) throw new ProxyError('forbidden', decision.reason);
+      ctx.rule = !decision.allow ? null : decision.rule ? `${decision.rule.text} (${decision.rule.source})` : decision.reason;
 
       const body = req.body ? await readBody(incoming, deps.maxBodyBytes, req.body.length) : EMPTY;
       ctx.bytesIn = body.length;
       checkBody(body, incoming.headers['content-type'], req);
 
-      ctx.decision = 'allow';
-      ctx.reason = null;
+      ctx.decision = reportOnly ? 'would-deny' : 'allow';
+      ctx.reason = reportOnly ? decision.reason : null;
       await deps.forwarder.forward(incoming, outgoing, {
         ctx,
         target: req.path + (req.forwardQuery ? `?${req.forwardQuery}` : ''),
@@ -62,6 +74,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         body,
         publicBase: deps.publicBase ?? `http://${req.host ?? 'localhost'}`,
         allowsLocation: (location) => allowsLocation(client, location),
+        token: client.upstreamToken?.(),
       });
       return RESPONSE_ALREADY_SENT;
     } catch (err) {
@@ -118,7 +131,9 @@ function allowsLocation(client: Client, location: string): boolean {
   const path = q === -1 ? location : location.slice(0, q);
   try {
     const req = canonicalize('GET', path, [], '');
-    return authorize(client, { method: 'GET', segments: req.segments, formatAlias: req.formatAlias, surface: req.surface }).allow;
+    const input = { method: 'GET' as const, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
+    const decision = authorize(client, input);
+    return decision.allow || wouldDeny(client, input, decision);
   } catch {
     return false;
   }
@@ -141,5 +156,6 @@ function refuse(c: Context<Env>, ctx: RequestContext, err: unknown, deps: AppDep
   // start of the next request on this connection.
   if (refusal.closeConnection || !incoming.complete) c.header('Connection', 'close');
   c.header('X-Request-Id', ctx.reqId);
+  if (refusal instanceof LimitError) c.header('Retry-After', String(refusal.retryAfterSeconds));
   return c.body(body, status as 400, { 'Content-Type': 'application/json' });
 }

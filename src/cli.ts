@@ -8,7 +8,13 @@ import { mintToken, parseDuration } from './auth/mint.ts';
 import { ConfigError, loadJwtSettings } from './config/env.ts';
 import { ProxyError } from './errors.ts';
 import { authorize } from './policy/evaluate.ts';
+import { auditReport } from './commands/audit-report.ts';
+import { parseTime } from './commands/audit-lines.ts';
+import { learn } from './commands/learn.ts';
+import { SCHEMA_FILE, writeSchema } from './commands/schema.ts';
+import { checkPolicyDir } from './policy/check.ts';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
+import { wouldDeny } from './policy/report.ts';
 import type { Method } from './policy/rule.ts';
 import { canonicalize } from './request/canonicalize.ts';
 import { runServe } from './serve.ts';
@@ -23,6 +29,9 @@ Commands:
   check     validate policy files
   token     mint a client token (JWT)
   explain   show how the policy decides one request
+  learn     print the smallest policy covering what a client did (from audit logs)
+  audit     summarise audit logs per client
+  schema    write the JSON Schema of policy files
 
 Run "gitlab-scope-proxy COMMAND --help" for a command's options.
 Configuration is read from the environment: see README.md.`,
@@ -33,8 +42,9 @@ GITLAB_TOKEN_FILE, PROXY_JWT_SECRET or PROXY_JWT_SECRET_FILE, POLICY_DIR, PORT, 
 SIGHUP re-reads the policy directory and token files; SIGTERM or SIGINT shuts down gracefully.`,
   check: `Usage: gitlab-scope-proxy check [--policies DIR]
 
-Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies) and reports
-every problem as "file:line:col message". Exit 1 if there is any.`,
+Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies), the presets
+they extend and every preset in DIR/presets/, runs each client's tests:, and reports every
+problem as "file:line:col message". Exit 1 if there is any.`,
   token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE]
 
 Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECRET
@@ -44,8 +54,31 @@ issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90
   explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME METHOD TARGET
 
 Prints "allow" or "deny" and the rule or reason that decided, for METHOD TARGET
-(e.g. GET /api/v4/projects/5) as client NAME, without calling GitLab.
-Exit 0 for allow, 1 for deny.`,
+(e.g. GET /api/v4/projects/5) as client NAME, without calling GitLab. For a client in
+report mode, a denial the proxy forwards anyway prints "would-deny".
+Exit 0 for allow, 1 for deny or would-deny.`,
+  learn: `Usage: gitlab-scope-proxy learn --client NAME [--diff [--policies DIR]] [FILE...]
+
+Reads audit logs (FILEs, plain or gzip; standard input when none or "-") and prints the
+smallest policy that allows every call client NAME was allowed or would have been denied
+(report mode). Ids and encoded paths become :id, shas :sha, merge request and issue
+numbers :iid, file paths :file_path; a comment on each rule says how often it was used.
+--diff compares the calls with the client's current rules in DIR (default: $POLICY_DIR or
+./policies): " " used, "-" never used, "+" missing. Exit 1 when --diff finds differences
+or when the client made no such calls.`,
+  audit: `Usage: gitlab-scope-proxy audit [--client NAME] [--since T] [--until T] [--decision D[,D]]
+                              [--top N] [--json] [FILE...]
+
+Summarises audit logs (FILEs, plain or gzip, e.g. audit.log audit.log.1 audit.log.2.gz;
+standard input when none or "-") per client: calls, denials and would-denies, the most used
+endpoints, the status mix, first and last seen, bytes in and out. T is an ISO 8601 time or
+a span before now (30m, 24h, 7d). D is allow, deny, would-deny or local. --json prints the
+summary for machines. Exit 1 when no record matches.`,
+  schema: `Usage: gitlab-scope-proxy schema [--out FILE] [--check]
+
+Writes the JSON Schema of policy and preset files, generated from the loader's own definition,
+to FILE (default: the package's policies/policy.schema.json; "-" for standard output).
+--check only compares and exits 1 when FILE is out of date.`,
 };
 
 class UsageError extends Error {}
@@ -68,6 +101,12 @@ async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'explain':
       return explain(rest);
+    case 'learn':
+      return learnCommand(rest);
+    case 'audit':
+      return auditCommand(rest);
+    case 'schema':
+      return schemaCommand(rest);
     case 'help':
       return help('main');
     default:
@@ -96,17 +135,16 @@ function check(args: string[]): number {
   const { values } = parse(args, { policies: { type: 'string' } }, USAGE.check!);
   if (values.help) return help('check');
   const dir = policyDirOf(values.policies as string | undefined);
-  try {
-    const policy = loadPolicyDir(dir);
+  const { policy, problems, presets, tests } = checkPolicyDir(dir);
+  if (policy && problems.length === 0) {
     const rules = [...policy.clients.values()].reduce((n, c) => n + c.rules.length, 0);
-    console.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})`);
+    const more = [presets ? `${presets} presets` : '', tests ? `${tests} tests passed` : ''].filter(Boolean);
+    console.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})${more.length ? `; ${more.join(', ')}` : ''}`);
     return 0;
-  } catch (err) {
-    if (!(err instanceof PolicyError)) throw err;
-    for (const p of err.problems) console.log(formatProblem(p));
-    console.error(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in ${dir}`);
-    return 1;
   }
+  for (const p of problems) console.log(formatProblem(p));
+  console.error(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${dir}`);
+  return 1;
 }
 
 async function token(args: string[]): Promise<number> {
@@ -191,18 +229,76 @@ function explain(args: string[]): number {
       console.log('allow\toptions: answered by the proxy itself, never forwarded');
       return 0;
     }
-    const decision = authorize(client, { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface });
+    const input = { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
+    const decision = authorize(client, input);
     if (decision.allow) {
       console.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}`);
       return 0;
     }
-    console.log(`deny\t${decision.reason}`);
+    console.log(wouldDeny(client, input, decision) ? `would-deny\t${decision.reason}\t(report mode: forwarded and audited)` : `deny\t${decision.reason}`);
     return 1;
   } catch (err) {
     if (!(err instanceof ProxyError)) throw err;
     console.log(`deny\t${err.reason}${err.detail && err.detail !== err.reason ? `: ${err.detail}` : ''} (${err.status})`);
     return 1;
   }
+}
+
+async function learnCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { client: { type: 'string' }, diff: { type: 'boolean' }, policies: { type: 'string' } }, USAGE.learn!, true);
+  if (values.help) return help('learn');
+  const name = values.client as string | undefined;
+  if (!name) throw new UsageError(`--client is required\n\n${USAGE.learn}`);
+  if (values.policies !== undefined && !values.diff) throw new UsageError(`--policies goes with --diff\n\n${USAGE.learn}`);
+  let current;
+  if (values.diff) {
+    const dir = policyDirOf(values.policies as string | undefined);
+    current = loadPolicyDir(dir).clients.get(name);
+    if (!current) throw new UsageError(`--diff: no client "${name}" in ${dir}`);
+  }
+  return learn({ client: name, inputs: positionals, current });
+}
+
+async function auditCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    client: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    decision: { type: 'string' },
+    top: { type: 'string', default: '10' },
+    json: { type: 'boolean' },
+  }, USAGE.audit!, true);
+  if (values.help) return help('audit');
+  const time = (flag: 'since' | 'until'): number | undefined => {
+    const text = values[flag] as string | undefined;
+    if (text === undefined) return undefined;
+    try {
+      return parseTime(text);
+    } catch (err) {
+      throw new UsageError(`--${flag}: ${(err as Error).message}`);
+    }
+  };
+  const decisions = values.decision === undefined ? undefined : new Set((values.decision as string).split(','));
+  for (const d of decisions ?? []) {
+    if (!['allow', 'deny', 'would-deny', 'local'].includes(d)) throw new UsageError(`--decision: "${d}" is not allow, deny, would-deny or local`);
+  }
+  const top = Number(values.top);
+  if (!Number.isInteger(top) || top < 1) throw new UsageError('--top must be a whole number above 0');
+  return auditReport({
+    inputs: positionals,
+    client: values.client as string | undefined,
+    since: time('since'),
+    until: time('until'),
+    decisions,
+    top,
+    json: values.json === true,
+  });
+}
+
+function schemaCommand(args: string[]): number {
+  const { values } = parse(args, { out: { type: 'string' }, check: { type: 'boolean' } }, USAGE.schema!);
+  if (values.help) return help('schema');
+  return writeSchema((values.out as string | undefined) ?? SCHEMA_FILE, values.check === true);
 }
 
 main(process.argv.slice(2)).then(

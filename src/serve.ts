@@ -1,41 +1,40 @@
-// `serve`: start the proxy from the environment, reload on SIGHUP, shut down gracefully on
-// SIGTERM/SIGINT (stop accepting, let in-flight requests finish within a bound, flush the
-// audit log, exit 0).
+// `serve`: start the proxy from the environment with its admin listener and file watches,
+// reload on SIGHUP, shut down gracefully on SIGTERM/SIGINT (stop accepting, let in-flight
+// requests finish within SHUTDOWN_TIMEOUT_MS, flush the audit log, exit 0). A second signal
+// during the drain cuts the remaining connections at once.
 import { createOpsLog } from './audit/audit.ts';
 import { loadConfig } from './config/env.ts';
-import { formatProblem, PolicyError } from './policy/load.ts';
 import { startProxy } from './server.ts';
 
 /** Resolves -1: the process keeps running until a signal ends it. */
 export async function runServe(): Promise<number> {
   const config = loadConfig();
   const ops = createOpsLog(config.logLevel);
-  const proxy = await startProxy(config, { ops });
+  const proxy = await startProxy(config, { ops, admin: true, watch: true });
 
-  process.on('SIGHUP', () => {
-    try {
-      const policy = proxy.reload();
-      ops.info({ clients: policy.clients.size, checksum: policy.checksum }, 'policy reloaded');
-    } catch (err) {
-      const problems = err instanceof PolicyError ? err.problems.map(formatProblem) : [(err as Error).message];
-      ops.error({ problems }, 'policy reload refused; the previous policy stays in force');
-    }
-  });
+  // reloadNow logs and audits the outcome itself, success or refusal.
+  process.on('SIGHUP', () => void proxy.reloadNow('sighup'));
 
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    ops.info({ signal }, 'shutting down');
-    const force = setTimeout(() => {
-      ops.warn('shutdown timeout: closing remaining connections');
+    if (stopping) {
+      ops.warn({ signal }, 'second signal: closing the remaining connections now');
       proxy.server.closeAllConnections();
-    }, config.limits.shutdownTimeoutMs);
-    force.unref();
-    void proxy.close().then(() => {
-      ops.info('stopped');
-      process.exit(0);
-    });
+      return;
+    }
+    stopping = true;
+    ops.info({ signal, timeoutMs: config.limits.shutdownTimeoutMs }, 'shutting down: not accepting; waiting for requests in flight');
+    proxy.shutdown(config.limits.shutdownTimeoutMs).then(
+      ({ forced }) => {
+        if (forced) ops.warn('shutdown timeout: the remaining connections were closed');
+        ops.info('stopped');
+        ops.flush(() => process.exit(0));
+      },
+      (err: unknown) => {
+        ops.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+        ops.flush(() => process.exit(1));
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

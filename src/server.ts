@@ -1,132 +1,368 @@
 // Wires the pieces together and listens. The server edge attaches the per-request context
 // and writes the audit line when the response ends or the client goes away, so every request
-// leaves exactly one line, whatever step refused it.
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+// leaves exactly one line, whatever step refused it. It also owns what runs beside the
+// pipeline: the admin listener (metrics, probes), hot reload of the policy and secrets, the
+// audit log's failure handling, per-client limits, and the graceful drain on shutdown.
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { getRequestListener } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { createApp } from './app.ts';
-import { createAuditLog, createOpsLog, type AuditLog } from './audit/audit.ts';
-import { TokenVerifier } from './auth/verify.ts';
-import { secret, type Config } from './config/env.ts';
-import { attachContext, auditRecord } from './context.ts';
-import { errorResponse, malformed } from './errors.ts';
+import { auditLogTo, createOpsLog, type AuditLog, type AuditRecord } from './audit/audit.ts';
+import { ConfigError, type Config } from './config/env.ts';
+import { attachContext, auditRecord, type RequestContext } from './context.ts';
+import { errorResponse, malformed, ProxyError } from './errors.ts';
 import { createForwarder } from './forward/forward.ts';
-import { loadPolicyDir, type Policy } from './policy/load.ts';
+import { ClientLimiter } from './limits/client-limits.ts';
+import { startAdmin, type AdminServer, type Readiness } from './ops/admin.ts';
+import { AuditSink } from './ops/audit-sink.ts';
+import { ProxyMetrics } from './ops/metrics.ts';
+import { changes, loadState, watchedPaths, type LoadedState } from './ops/reload.ts';
+import { agentSockets, createUpstreamAgent, guardUpstreamRequest, upstreamErrorKind } from './ops/upstream.ts';
+import { SwappableVerifier } from './ops/verifier.ts';
+import { createScopeResolver } from './scope/lookup.ts';
+import { watchPaths, type Watcher } from './ops/watch.ts';
+import { formatProblem, PolicyError, type Policy } from './policy/load.ts';
+
+export type ReloadTrigger = 'sighup' | 'file-change' | 'api';
+
+export type ReloadOutcome =
+  | { ok: true; policy: Policy; changed: string[] }
+  | { ok: false; error: unknown; problems: string[] };
 
 export interface RunningProxy {
+  /** The vendor-facing base URL (https when TLS_CERT_FILE is set). */
   url: string;
   server: Server;
+  /** The admin listener's base URL, when it was started (StartOptions.admin). */
+  adminUrl: string | undefined;
   policy: () => Policy;
-  /** Re-reads the policy directory; keeps the old policy if the new one is invalid. */
+  /** Re-reads the policy directory and secrets; keeps the old ones and throws if invalid. */
   reload: () => Policy;
+  /** The same, reporting instead of throwing: what SIGHUP and file changes run. */
+  reloadNow: (trigger: ReloadTrigger) => ReloadOutcome;
   audit: AuditLog;
+  metrics: ProxyMetrics;
+  /** Connections to GitLab: in use, and idle in the keep-alive pool. */
+  upstreamSockets: () => { active: number; free: number };
+  /** Stops accepting, lets requests in flight finish within `timeoutMs` (then cuts them),
+   *  closes the admin listener and the pool, flushes the audit log. */
+  shutdown: (timeoutMs?: number) => Promise<{ forced: boolean }>;
   close: () => Promise<void>;
 }
 
 export interface StartOptions {
   ops?: Logger;
+  /** Where audit lines go instead of AUDIT_LOG (tests). Failure handling then does not apply. */
   audit?: AuditLog;
+  /** Start the admin listener on ADMIN_HOST:ADMIN_PORT (`serve` does). */
+  admin?: boolean;
+  /** Reload when POLICY_DIR or a secret file changes (`serve` does). */
+  watch?: boolean;
+  /** How often an unwritable audit log is reopened (default 1000 ms). */
+  auditRetryMs?: number;
 }
 
 const HEALTH = new Set(['/healthz', '/readyz']);
+const RELOAD_DEBOUNCE_MS = 200;
 
 export async function startProxy(config: Config, opts: StartOptions = {}): Promise<RunningProxy> {
   const ops = opts.ops ?? createOpsLog(config.logLevel);
-  const audit = opts.audit ?? createAuditLog(config.auditLog, (err) => ops.error({ err: err.message }, 'audit log write failed'));
-  let policy = loadPolicyDir(config.policyDir);
-  let gitlabToken = config.gitlabToken;
+  let state: LoadedState = loadState(config);
+  let policy = state.policy;
+  let gitlabToken = state.gitlabToken;
+  let draining = false;
 
+  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient);
+  const agent = createUpstreamAgent(config);
+  const metrics = new ProxyMetrics(
+    { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent) },
+    { processMetrics: opts.admin === true },
+  );
+  metrics.policyLoaded(policy.checksum, policy.clients.keys());
+
+  // ----------------------------------------------------------------- audit log
+  let sink: AuditSink | undefined;
+  let audit: AuditLog;
+  if (opts.audit) {
+    audit = opts.audit;
+  } else {
+    try {
+      sink = new AuditSink(config.auditLog, {
+        onError: (err) => {
+          metrics.auditWriteFailed();
+          ops.error({ code: err.code, onFailure: config.auditOnFailure },
+            config.auditOnFailure === 'refuse' ? 'audit log write failed: refusing requests until it can be written' : 'audit log write failed: serving on, lines are lost');
+        },
+        onLost: (n) => metrics.auditLinesLost(n),
+        onProbe: (lost, since) => audit.write({ client: 'system', decision: 'audit-resumed', reason: 'write-failed', lost, since: since.toISOString() }),
+        onState: (writable) => {
+          metrics.auditWritable(writable);
+          if (writable) ops.info('audit log writable again');
+        },
+      }, { retryMs: opts.auditRetryMs ?? 1000 });
+    } catch (err) {
+      throw new ConfigError(`AUDIT_LOG: cannot open ${config.auditLog ?? 'stdout'} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    audit = auditLogTo(sink);
+  }
+  const auditRefusing = (): boolean => sink !== undefined && config.auditOnFailure === 'refuse' && !sink.writable;
+
+  // ----------------------------------------------------------------- pipeline
+  const verifier = new SwappableVerifier(state.jwt);
+  const failedUpstream = new WeakSet<RequestContext>();
   const publicRoot = config.publicUrl ? config.publicUrl.pathname.replace(/\/+$/, '') : '';
   const forwarder = createForwarder({
     gitlabUrl: config.gitlabUrl,
     gitlabRoot: config.gitlabRoot,
     token: () => gitlabToken,
     responseTimeoutMs: config.limits.upstreamResponseTimeoutMs,
-    onError: (err, ctx) => ops.warn({ reqId: ctx.reqId, err: err.message, timedOut: ctx.timedOut }, 'upstream error'),
+    agent,
+    onProxyReq: (proxyReq, ctx) => guardUpstreamRequest(proxyReq, ctx, {
+      connectMs: config.limits.upstreamConnectTimeoutMs,
+      silenceMs: config.limits.upstreamResponseTimeoutMs,
+    }),
+    onError: (err, ctx) => {
+      // One failure may surface twice (the response and the request both error): count it once.
+      if (failedUpstream.has(ctx)) return;
+      failedUpstream.add(ctx);
+      const kind = upstreamErrorKind(err, ctx.timedOut);
+      metrics.upstreamError(kind);
+      // GitLab's answer had started: the client's response is cut (audited as aborted).
+      if (ctx.upstreamMs !== null && ctx.reason === null) ctx.reason = 'upstream-aborted';
+      ops.warn({ reqId: ctx.reqId, kind, err: err.message }, 'upstream error');
+    },
   });
+  // projects:/groups: scope asks GitLab, with the proxy's own token, who a project or group is.
+  const scope = createScopeResolver({
+    gitlabUrl: config.gitlabUrl,
+    gitlabRoot: config.gitlabRoot,
+    token: () => gitlabToken,
+    agent,
+    timeoutMs: config.limits.upstreamResponseTimeoutMs,
+    ttlMs: config.limits.scopeCacheTtlMs,
+    maxEntries: config.limits.scopeCacheSize,
+  });
+  const probeGitLab = readinessProbe(config);
+  const readiness = async (): Promise<Readiness> => {
+    const gitlab = await probeGitLab();
+    const auditOk = !auditRefusing();
+    return { ready: gitlab && auditOk && !draining, checks: { gitlab, audit: auditOk, accepting: !draining } };
+  };
   const app = createApp({
     policy: () => policy,
-    verifier: new TokenVerifier(config.jwt),
+    verifier,
     forwarder,
     publicRoot,
     publicBase: config.publicUrl ? config.publicUrl.origin + publicRoot : undefined,
     maxBodyBytes: config.limits.maxBodyBytes,
-    ready: readinessProbe(config),
+    ready: async () => (await readiness()).ready,
     onInternalError: (err, ctx) => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error'),
+    admit: (client, ctx) => limiter.admit(client, ctx),
+    scope,
   });
   const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false });
 
-  const server = createServer(
-    {
-      maxHeaderSize: config.limits.maxHeaderBytes,
-      insecureHTTPParser: false,
-      requireHostHeader: true,
-      joinDuplicateHeaders: false,
-      keepAliveTimeout: config.limits.clientIdleTimeoutMs,
-      headersTimeout: 30_000,
-      requestTimeout: 300_000,
-    },
-    (req: IncomingMessage, res: ServerResponse) => {
-      if (!(HEALTH.has(req.url ?? '') && (req.method === 'GET' || req.method === 'HEAD'))) {
-        const ctx = attachContext(req);
-        res.once('close', () => audit.write(auditRecord(ctx, req, res)));
-      } else {
-        attachContext(req);
-      }
+  let cutting = false;
+  const finish = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse): void => {
+    // The connection closed before the pipeline decided anything: the client went away (or
+    // the shutdown timeout cut it).
+    if (ctx.reason === 'unprocessed' && !res.writableFinished) ctx.reason = cutting ? 'shutdown' : 'client-aborted';
+    const record = auditRecord(ctx, req, res);
+    audit.write(record);
+    limiter.release(ctx);
+    metrics.request(record);
+  };
+
+  // ----------------------------------------------------------------- listener
+  const serverOptions: ServerOptions = {
+    maxHeaderSize: config.limits.maxHeaderBytes,
+    insecureHTTPParser: false,
+    requireHostHeader: true,
+    joinDuplicateHeaders: false,
+    keepAliveTimeout: config.limits.clientIdleTimeoutMs,
+    headersTimeout: 30_000,
+    requestTimeout: 300_000,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (draining) res.setHeader('Connection', 'close');
+    if (HEALTH.has(req.url ?? '') && (req.method === 'GET' || req.method === 'HEAD')) {
+      attachContext(req);
       void honoListener(req, res);
-    },
-  );
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, audit));
+      return;
+    }
+    const ctx = attachContext(req);
+    res.once('close', () => finish(ctx, req, res));
+    if (auditRefusing()) {
+      refuseUnaudited(ctx, res);
+      return;
+    }
+    void honoListener(req, res);
+  };
+  const server: Server = state.tls
+    ? (createHttpsServer({ ...serverOptions, cert: state.tls.cert, key: state.tls.key }, onRequest) as unknown as Server)
+    : createServer(serverOptions, onRequest);
+  // A client that stops reading (or sending) for longer than any legitimate pause is cut, so
+  // it cannot hold a connection to GitLab forever.
+  server.timeout = Math.max(config.limits.clientIdleTimeoutMs, config.limits.upstreamResponseTimeoutMs) + 5000;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const record = answerClientError(err, socket, audit);
+    if (record) metrics.request(record);
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  let admin: AdminServer | undefined;
+  if (opts.admin) {
+    try {
+      admin = await startAdmin({ port: config.adminPort, host: config.adminHost, metrics, readiness });
+    } catch (err) {
+      server.close();
+      agent.destroy();
+      await sink?.close();
+      throw err;
+    }
+  }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  ops.info({ port: addr.port, host: addr.address, gitlab: config.gitlabUrl.origin + config.gitlabRoot, clients: policy.clients.size, policy: policy.checksum.slice(0, 12) }, 'listening');
+  const adminPort = admin ? (admin.server.address() as AddressInfo).port : undefined;
+  ops.info({
+    port: addr.port, host: addr.address, tls: state.tls !== undefined, adminPort,
+    gitlab: config.gitlabUrl.origin + config.gitlabRoot, clients: policy.clients.size, policy: policy.checksum.slice(0, 12),
+  }, 'listening');
 
-  return {
-    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`,
-    server,
-    policy: () => policy,
-    reload: () => {
-      const next = loadPolicyDir(config.policyDir);
-      if (config.gitlabTokenFile) gitlabToken = secret({ GITLAB_TOKEN_FILE: config.gitlabTokenFile }, 'GITLAB_TOKEN')!.value;
-      policy = next;
-      return next;
-    },
-    audit,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+  // ----------------------------------------------------------------- reload
+  let lastRefusal = '';
+  const reloadNow = (trigger: ReloadTrigger): ReloadOutcome => {
+    if (trigger === 'sighup') sink?.reopen();
+    let next: LoadedState;
+    try {
+      next = loadState(config);
+    } catch (error) {
+      const checksum = (error as { checksum?: string }).checksum ?? null;
+      const problems = error instanceof PolicyError ? error.problems.map(formatProblem)
+        : error instanceof ConfigError ? [error.message] : [`unexpected error: ${(error as Error).message}`];
+      const key = `${checksum}\0${problems.join('\n')}`;
+      // A file watch may fire several times for one broken save: report it once.
+      if (trigger === 'file-change' && key === lastRefusal) return { ok: false, error, problems };
+      lastRefusal = key;
+      metrics.reload(false);
+      audit.write({ client: 'system', decision: 'reload-refused', reason: trigger, checksum, previousChecksum: state.policy.checksum, problems: problems.length });
+      ops.error({ trigger, problems }, 'reload refused; the previous policy and secrets stay in force');
+      return { ok: false, error, problems };
+    }
+    lastRefusal = '';
+    const changed = changes(state, next);
+    // A file event without a change (touch, an editor's temporary file): nothing to do.
+    if (changed.length === 0 && trigger === 'file-change') return { ok: true, policy, changed };
+    const previous = state;
+    state = next;
+    policy = next.policy;
+    gitlabToken = next.gitlabToken;
+    if (changed.includes('jwt-keys')) verifier.swap(next.jwt);
+    if (changed.includes('tls-certificate') && next.tls) (server as unknown as HttpsServer).setSecureContext({ cert: next.tls.cert, key: next.tls.key });
+    metrics.reload(true);
+    metrics.policyLoaded(policy.checksum, policy.clients.keys());
+    audit.write({ client: 'system', decision: 'reload', reason: trigger, checksum: policy.checksum, previousChecksum: previous.policy.checksum, changed });
+    ops.info({ trigger, changed, clients: policy.clients.size, checksum: policy.checksum }, 'reloaded');
+    watcher?.rearm();
+    return { ok: true, policy, changed };
+  };
+  const watcher: Watcher | undefined = opts.watch
+    ? watchPaths(() => watchedPaths(config, state), () => void reloadNow('file-change'), { debounceMs: RELOAD_DEBOUNCE_MS })
+    : undefined;
+
+  // ----------------------------------------------------------------- shutdown
+  let stopped: Promise<{ forced: boolean }> | undefined;
+  const shutdown = (timeoutMs = config.limits.shutdownTimeoutMs): Promise<{ forced: boolean }> => {
+    stopped ??= (async () => {
+      draining = true;
+      watcher?.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections are closed as soon as they are idle; requests in flight go on.
+      server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), timeoutMs)));
+      const forced = (await Promise.race([closed, expired])) === 'expired';
+      clearTimeout(timer);
+      clearInterval(sweep);
+      if (forced) {
+        cutting = true;
+        server.closeAllConnections();
+        await closed;
+      }
+      // Responses cut above write their audit line on 'close': let those callbacks run.
+      await nextTurn();
+      await admin?.close();
       forwarder.close();
       await audit.flush();
+      await sink?.close();
+      return { forced };
+    })();
+    return stopped;
+  };
+
+  return {
+    url: `${state.tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`,
+    server,
+    adminUrl: admin?.url,
+    policy: () => policy,
+    reload: () => {
+      const outcome = reloadNow('api');
+      if (!outcome.ok) throw outcome.error;
+      return outcome.policy;
+    },
+    reloadNow,
+    audit,
+    metrics,
+    upstreamSockets: () => agentSockets(agent),
+    shutdown,
+    close: async () => {
+      await shutdown();
     },
   };
 }
 
+/** While the audit log cannot be written (AUDIT_ON_FAILURE=refuse), nothing is served. */
+function refuseUnaudited(ctx: RequestContext, res: ServerResponse): void {
+  ctx.decision = 'deny';
+  ctx.reason = 'audit-unavailable';
+  const { status, body } = errorResponse(new ProxyError('unavailable', 'audit-unavailable'));
+  ctx.bytesOut = Buffer.byteLength(body);
+  res.writeHead(status, {
+    'content-type': 'application/json', 'content-length': Buffer.byteLength(body),
+    'retry-after': '5', 'x-request-id': ctx.reqId, connection: 'close',
+  });
+  res.end(body);
+}
+
 /** Requests Node's parser refuses never reach the app (duplicate Content-Length, bad
  *  chunked framing, oversized headers): answer them in GitLab's format and audit them too. */
-function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: AuditLog): void {
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: AuditLog): AuditRecord | undefined {
   const code = err.code ?? 'HPE_ERROR';
   if (code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
-    return;
+    return undefined;
   }
   const tooLarge = code === 'HPE_HEADER_OVERFLOW';
   const status = tooLarge ? 431 : 400;
   const body = tooLarge ? JSON.stringify({ message: '431 Request Header Fields Too Large' }) : errorResponse(malformed('unparseable')).body;
-  audit.write({
+  const record: AuditRecord = {
     reqId: 'parse-error', client: null, jti: null, method: '', path: '', queryKeys: [], rule: null,
     decision: 'deny', reason: `unparseable:${code}`, status, durationMs: 0, upstreamMs: null,
     bytesIn: 0, bytesOut: Buffer.byteLength(body), ip: socket.remoteAddress ?? null, userAgent: null,
-  });
+  };
+  audit.write(record);
   socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  return record;
 }
 
 const READY_TTL_MS = 5000;
@@ -146,7 +382,7 @@ function gitlabReachable(config: Config, readyCache: { at: number; ok: boolean }
       store({ at: Date.now(), ok });
       resolve(ok);
     };
-    const req = send(url, { method: 'GET', timeout: 3000, agent: false }, (res) => {
+    const req = send(url, { method: 'GET', timeout: 3000, agent: false, ...(config.gitlabCa ? { ca: config.gitlabCa } : {}) }, (res) => {
       res.resume();
       done((res.statusCode ?? 500) < 500);
     });

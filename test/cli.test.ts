@@ -177,7 +177,7 @@ describe('serve', () => {
   it('starts from the environment, serves, and exits 0 on SIGTERM', async () => {
     const standin = await startGitLabStandIn({ validTokens: ['unused'] });
     const child = spawn(process.execPath, [CLI, 'serve'], {
-      env: { PATH: process.env.PATH ?? '', GITLAB_URL: standin.url, GITLAB_TOKEN: randomBytes(16).toString('hex'), PROXY_JWT_SECRET: randomBytes(32).toString('hex'), POLICY_DIR: policyDir({ 'a.yaml': GOOD }), PORT: '0', HOST: '127.0.0.1' },
+      env: { PATH: process.env.PATH ?? '', GITLAB_URL: standin.url, GITLAB_TOKEN: randomBytes(16).toString('hex'), PROXY_JWT_SECRET: randomBytes(32).toString('hex'), POLICY_DIR: policyDir({ 'a.yaml': GOOD }), PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0' },
     });
     try {
       let err = '';

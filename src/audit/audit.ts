@@ -3,7 +3,10 @@
 // token or credential can reach the log.
 import pino, { type DestinationStream, type Logger } from 'pino';
 
-export type AuditDecision = 'allow' | 'deny' | 'local';
+/** allow: forwarded by a rule; deny: refused; local: answered by the proxy (OPTIONS);
+ *  would-deny: forwarded although no rule allows it, because the client is in report mode
+ *  (`reason` says what enforce mode would have refused it for). */
+export type AuditDecision = 'allow' | 'deny' | 'local' | 'would-deny';
 
 export interface AuditRecord {
   reqId: string;
@@ -26,8 +29,34 @@ export interface AuditRecord {
   aborted?: true;
 }
 
+/**
+ * A line about the proxy itself rather than about a request. Told apart from request lines
+ * by `client: "system"` (a name no policy may give a client) and by having no reqId.
+ *   reload          the policy and secrets were read again and are in force
+ *                   (checksum: the policy now in force; previousChecksum: the one replaced;
+ *                   changed: what differed: "policy", "gitlab-token", "jwt-keys",
+ *                   "client-token:NAME", "tls-certificate");
+ *   reload-refused  the new policy or a secret failed to load; the previous one stays
+ *                   (checksum: the refused policy's, null if its files could not be read;
+ *                   previousChecksum: the one still in force; problems: how many);
+ *   audit-resumed   the audit log is writable again after a failure (lost: lines that never
+ *                   reached it; since: when the failure began).
+ * `reason` is what caused it: "sighup", "file-change", "api", or "write-failed".
+ */
+export interface SystemAuditRecord {
+  client: 'system';
+  decision: 'reload' | 'reload-refused' | 'audit-resumed';
+  reason: string;
+  checksum?: string | null;
+  previousChecksum?: string;
+  changed?: string[];
+  problems?: number;
+  lost?: number;
+  since?: string;
+}
+
 export interface AuditLog {
-  write(record: AuditRecord): void;
+  write(record: AuditRecord | SystemAuditRecord): void;
   /** Resolves when everything written so far is on disk (or stdout). */
   flush(): Promise<void>;
 }

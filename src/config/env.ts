@@ -16,9 +16,19 @@ export interface Limits {
   maxBodyBytes: number;
   upstreamConnectTimeoutMs: number;
   upstreamResponseTimeoutMs: number;
+  /** How long an idle keep-alive connection to GitLab is kept in the pool. */
+  upstreamIdleTimeoutMs: number;
   clientIdleTimeoutMs: number;
+  /** Requests one client may have in flight at once (per replica); 0 means no limit. */
+  maxConcurrentPerClient: number;
   shutdownTimeoutMs: number;
+  /** How long a resolved project/group (projects:/groups: scope) is cached, in ms. */
+  scopeCacheTtlMs: number;
+  /** How many resolved projects/groups are cached at most (LRU). */
+  scopeCacheSize: number;
 }
+
+export type AuditOnFailure = 'refuse' | 'continue';
 
 export interface Config {
   gitlabUrl: URL;
@@ -26,13 +36,25 @@ export interface Config {
   gitlabRoot: string;
   gitlabToken: string;
   gitlabTokenFile: string | undefined;
+  /** PEM bundle (GITLAB_CA_FILE) trusted for GitLab's certificate instead of Node's built-in roots. */
+  gitlabCa: string | undefined;
+  gitlabCaFile: string | undefined;
   jwt: JwtSettings;
+  /** Where the JWT keys came from, so a reload can read them again. */
+  jwtSecretFile: string | undefined;
+  jwtPublicKeyFile: string | undefined;
   policyDir: string;
   port: number;
   host: string;
   publicUrl: URL | undefined;
   auditLog: string | undefined;
+  auditOnFailure: AuditOnFailure;
   logLevel: string;
+  /** The admin listener (/metrics, /healthz, /readyz), never for vendors. */
+  adminPort: number;
+  adminHost: string;
+  /** HTTPS on the vendor-facing listener: certificate chain and key files (PEM). */
+  tls: { certFile: string; keyFile: string } | undefined;
   limits: Limits;
 }
 
@@ -56,11 +78,23 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('one of PROXY_JWT_SECRET, PROXY_JWT_SECRET_FILE, PROXY_JWT_PUBLIC_KEY_FILE or PROXY_JWKS_URL is required');
   }
   const publicUrl = baseUrl(env, 'PUBLIC_URL', false);
+  const certFile = env.TLS_CERT_FILE || undefined;
+  const keyFile = env.TLS_KEY_FILE || undefined;
+  if (!certFile !== !keyFile) throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither');
+  const port = int(env, 'PORT', 8080, 0, 65535);
+  const adminPort = int(env, 'ADMIN_PORT', 9090, 0, 65535);
+  if (adminPort !== 0 && adminPort === port) throw new ConfigError('ADMIN_PORT must differ from PORT: vendors must never reach the admin listener');
+  const gitlabCaFile = env.GITLAB_CA_FILE || undefined;
+  if (gitlabCaFile && gitlabUrl.protocol !== 'https:') throw new ConfigError('GITLAB_CA_FILE is set but GITLAB_URL is not https');
   return {
     gitlabUrl,
     gitlabRoot: gitlabUrl.pathname.replace(/\/+$/, ''),
     gitlabToken: token.value,
     gitlabTokenFile: env.GITLAB_TOKEN_FILE || undefined,
+    gitlabCa: gitlabCaFile ? pem('GITLAB_CA_FILE', gitlabCaFile, 'CERTIFICATE') : undefined,
+    gitlabCaFile,
+    jwtSecretFile: env.PROXY_JWT_SECRET_FILE || undefined,
+    jwtPublicKeyFile: publicKeyFile,
     jwt: {
       secret: jwtSecret ? new TextEncoder().encode(jwtSecret.value) : undefined,
       publicKeyPem: publicKeyFile ? readText('PROXY_JWT_PUBLIC_KEY_FILE', publicKeyFile) : undefined,
@@ -69,18 +103,26 @@ export function loadConfig(env: Env = process.env): Config {
       issuer: env.PROXY_JWT_ISSUER || undefined,
     },
     policyDir: env.POLICY_DIR || './policies',
-    port: int(env, 'PORT', 8080, 0, 65535),
+    port,
     host: env.HOST || '0.0.0.0',
     publicUrl,
     auditLog: env.AUDIT_LOG || undefined,
+    auditOnFailure: oneOf(env, 'AUDIT_ON_FAILURE', ['refuse', 'continue'] as const, 'refuse'),
     logLevel: logLevel(env.LOG_LEVEL),
+    adminPort,
+    adminHost: env.ADMIN_HOST || '0.0.0.0',
+    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
     limits: {
       maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
       maxBodyBytes: int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 0, 1 << 30),
       upstreamConnectTimeoutMs: int(env, 'UPSTREAM_CONNECT_TIMEOUT_MS', 5000, 1, 600_000),
       upstreamResponseTimeoutMs: int(env, 'UPSTREAM_RESPONSE_TIMEOUT_MS', 60_000, 1, 3_600_000),
+      upstreamIdleTimeoutMs: int(env, 'UPSTREAM_IDLE_TIMEOUT_MS', 30_000, 1, 3_600_000),
       clientIdleTimeoutMs: int(env, 'CLIENT_IDLE_TIMEOUT_MS', 65_000, 1, 3_600_000),
+      maxConcurrentPerClient: int(env, 'MAX_CONCURRENT_PER_CLIENT', 64, 0, 1_000_000),
       shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 25_000, 0, 600_000),
+      scopeCacheTtlMs: int(env, 'SCOPE_CACHE_TTL_MS', 60_000, 0, 86_400_000),
+      scopeCacheSize: int(env, 'SCOPE_CACHE_SIZE', 10_000, 0, 10_000_000),
     },
   };
 }
@@ -97,6 +139,30 @@ export function loadJwtSettings(env: Env = process.env): JwtSettings {
   };
 }
 
+/**
+ * The settings a reload reads again: the GitLab token and the JWT keys, from their files when
+ * they came from files (a value given directly in the environment cannot change). Throws
+ * ConfigError, naming the variable and never the value.
+ */
+export function readSecrets(config: Config): { gitlabToken: string; jwt: JwtSettings } {
+  const gitlabToken = config.gitlabTokenFile ? secret({ GITLAB_TOKEN_FILE: config.gitlabTokenFile }, 'GITLAB_TOKEN')!.value : config.gitlabToken;
+  let jwtSecret = config.jwt.secret;
+  if (config.jwtSecretFile) {
+    const value = secret({ PROXY_JWT_SECRET_FILE: config.jwtSecretFile }, 'PROXY_JWT_SECRET')!;
+    if (Buffer.byteLength(value.value) < 32) throw new ConfigError('PROXY_JWT_SECRET_FILE must be at least 32 bytes long (HS256 key)');
+    jwtSecret = new TextEncoder().encode(value.value);
+  }
+  const publicKeyPem = config.jwtPublicKeyFile ? readText('PROXY_JWT_PUBLIC_KEY_FILE', config.jwtPublicKeyFile) : config.jwt.publicKeyPem;
+  return { gitlabToken, jwt: { ...config.jwt, secret: jwtSecret, publicKeyPem } };
+}
+
+/** A PEM file that must hold at least one block of `kind` (e.g. CERTIFICATE). */
+export function pem(name: string, path: string, kind: string): string {
+  const text = readText(name, path);
+  if (!text.includes(`-----BEGIN ${kind}`)) throw new ConfigError(`${name}: ${path} holds no PEM ${kind.toLowerCase()}`);
+  return text;
+}
+
 /** NAME or NAME_FILE, never both. */
 export function secret(env: Env, name: string): { value: string; from: string } | undefined {
   const direct = env[name];
@@ -110,7 +176,7 @@ export function secret(env: Env, name: string): { value: string; from: string } 
   return direct ? { value: direct, from: name } : undefined;
 }
 
-function readText(name: string, path: string): string {
+export function readText(name: string, path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
@@ -147,6 +213,13 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}`);
   }
   return Number(value);
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  if (!(values as readonly string[]).includes(value)) throw new ConfigError(`${name} must be one of ${values.join(', ')}`);
+  return value as T;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -1,13 +1,16 @@
 // Forwarding: the only code that hands the request to GitLab. http-proxy-middleware streams
 // the response; this module decides exactly what it sends: the path and query canonicalization
 // approved, the allowlisted headers, exactly one credential (the real token), and the body
-// bytes that were checked. It also rewrites the response headers that matter.
-import { Agent as HttpAgent, type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
+// bytes that were checked. It also decides what of GitLab's answer reaches the client: the
+// status, the response headers minus hop-by-hop ones and cookies, rewritten Link and
+// Location, and the body as streamed (LFS batch answers alone are read whole, to clean them).
+import { Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse, type ClientRequest } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
 import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
 import { markUpstreamResponse, markUpstreamStart, type RequestContext } from '../context.ts';
 import { errorResponse, ProxyError } from '../errors.ts';
-import { rewriteLink, rewriteLocation } from './rewrite.ts';
+import { isLfsJson, localLocation, rewriteLink, stripLfsAuthorization } from './rewrite.ts';
 
 export interface ForwardSettings {
   gitlabUrl: URL;
@@ -17,6 +20,11 @@ export interface ForwardSettings {
   responseTimeoutMs: number;
   /** Whether a redirect inside GitLab leads somewhere this client may go. */
   onError: (err: Error, ctx: RequestContext) => void;
+  /** The connection pool to GitLab (src/ops/upstream.ts: private CA, idle timeout); a
+   *  default keep-alive agent when absent. */
+  agent?: HttpAgent | HttpsAgent;
+  /** Called for each request to GitLab once it has a socket (connect and stall timeouts). */
+  onProxyReq?: (proxyReq: ClientRequest, ctx: RequestContext) => void;
 }
 
 export interface ForwardPlan {
@@ -28,6 +36,8 @@ export interface ForwardPlan {
   /** The proxy's base URL as the client sees it, e.g. "https://proxy.example.com". */
   publicBase: string;
   allowsLocation: (path: string) => boolean;
+  /** The client's own GitLab token (upstream_token_file/_env), instead of settings.token(). */
+  token?: string | undefined;
 }
 
 const PLAN = Symbol('gitlab-scope-proxy.plan');
@@ -38,10 +48,18 @@ export interface Forwarder {
   close(): void;
 }
 
+/** Response headers that describe one hop, not the resource (RFC 9110 7.6.1), plus GitLab's
+ *  session cookie, which belongs to the proxy's token and never to a vendor. */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authenticate', 'set-cookie',
+]);
+/** An LFS batch answer is read whole to be cleaned; a larger one is refused. */
+const LFS_MAX_BYTES = 4 * 1024 * 1024;
+
 export function createForwarder(settings: ForwardSettings): Forwarder {
-  const gitlabBase = settings.gitlabUrl.origin + settings.gitlabRoot;
   const agentOptions = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
-  const agent = settings.gitlabUrl.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+  const agent = settings.agent ?? (settings.gitlabUrl.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions));
 
   const proxy: RequestHandler = createProxyMiddleware({
     target: settings.gitlabUrl.origin,
@@ -49,6 +67,8 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
     xfwd: false,
     agent,
     followRedirects: false,
+    // The response is written below, header by header, instead of copied wholesale.
+    selfHandleResponse: true,
     logger: undefined,
     on: {
       proxyReq: (proxyReq: ClientRequest, req: IncomingMessage) => {
@@ -59,15 +79,15 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
         }, settings.responseTimeoutMs);
         proxyReq.once('response', () => clearTimeout(timer));
         proxyReq.once('close', () => clearTimeout(timer));
+        settings.onProxyReq?.(proxyReq, plan.ctx);
         if (plan.body.length > 0) proxyReq.write(plan.body);
       },
-      proxyRes: (proxyRes: IncomingMessage, req: IncomingMessage) => {
+      proxyRes: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
         const plan = (req as PlannedRequest)[PLAN]!;
         markUpstreamResponse(plan.ctx);
-        proxyRes.on('data', (chunk: Buffer) => (plan.ctx.bytesOut += chunk.length));
-        rewriteHeaders(proxyRes, plan, gitlabBase);
+        respond(proxyRes, res, plan, settings);
       },
-      error: (err: Error, req: IncomingMessage, res: ServerResponse | import('node:net').Socket) => {
+      error: (err: Error, req: IncomingMessage, res: ServerResponse | Socket) => {
         const plan = (req as PlannedRequest)[PLAN];
         if (!plan || !('writeHead' in res)) return;
         settings.onError(err, plan.ctx);
@@ -78,21 +98,30 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
         const refusal = plan.ctx.timedOut
           ? new ProxyError('gateway-timeout', 'upstream-timeout')
           : new ProxyError('bad-gateway', 'upstream-unreachable');
-        plan.ctx.reason = refusal.reason;
-        const { status, body } = errorResponse(refusal);
-        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
+        sendRefusal(res, plan, refusal);
       },
     },
   });
 
   return {
     async forward(req, res, plan) {
+      // With pipelining, Node hands the app the next request on a connection before the
+      // previous answer is written. If that answer closes the connection (a refused request
+      // whose framing or body could not be trusted), what follows it on the connection must
+      // not reach GitLab: wait until this response is the one being written.
+      // Recorded as refused until then, so that the audit line, written when the connection
+      // closes, says so even if it closes before this resumes.
+      const { decision, reason } = plan.ctx;
+      plan.ctx.decision = 'deny';
+      plan.ctx.reason = 'connection-closed';
+      if (!(await isCurrentResponse(req, res))) return;
+      plan.ctx.decision = decision;
+      plan.ctx.reason = reason;
       (req as PlannedRequest)[PLAN] = plan;
       req.url = settings.gitlabRoot + plan.target;
       const headers: Record<string, string> = {
         ...plan.headers,
-        'private-token': settings.token(),
+        'private-token': plan.token ?? settings.token(),
         'x-request-id': plan.ctx.reqId,
       };
       if (plan.body.length > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
@@ -106,21 +135,111 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
   };
 }
 
-function rewriteHeaders(proxyRes: IncomingMessage, plan: ForwardPlan, gitlabBase: string): void {
-  const h = proxyRes.headers;
-  // GitLab's session cookie belongs to the proxy's token, never to a vendor.
-  delete h['set-cookie'];
-  if (typeof h.link === 'string') h.link = rewriteLink(h.link, gitlabBase, plan.publicBase);
-  if (typeof h.location === 'string') {
-    const local = rewriteLocation(h.location, gitlabBase, plan.publicBase);
-    if (local !== undefined) {
-      const path = local.slice(plan.publicBase.length);
-      if (plan.allowsLocation(path)) h.location = local;
-      else {
-        // A redirect to somewhere the policy does not allow is not handed to the client.
-        delete h.location;
-        plan.ctx.reason = 'redirect-outside-allowlist';
-      }
+/**
+ * True once `res` owns its connection and the connection can still carry an answer; false
+ * if it closes or is ending first. Node parses the next pipelined request, and hands it the
+ * connection, even after an answer with "Connection: close" has ended the socket's writable
+ * side, when that answer was written between two parser callbacks.
+ */
+function isCurrentResponse(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const usable = (socket: Socket | null): boolean => socket !== null && socket.writable && !socket.destroyed;
+  if (res.socket) return Promise.resolve(usable(res.socket));
+  const socket = req.socket;
+  if (!usable(socket)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (current: boolean): void => {
+      res.off('socket', onSocket);
+      socket.off('close', onClose);
+      resolve(current);
+    };
+    // ServerResponse emits 'socket' when Node assigns it the connection (_http_server.js).
+    const onSocket = (): void => done(usable(res.socket));
+    const onClose = (): void => done(false);
+    res.on('socket', onSocket);
+    socket.on('close', onClose);
+  });
+}
+
+function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: ForwardPlan, settings: ForwardSettings): void {
+  const status = proxyRes.statusCode ?? 502;
+  const headers = responseHeaders(proxyRes, plan, settings);
+  if (isLfsJson(proxyRes.headers['content-type'])) {
+    respondLfs(proxyRes, res, status, headers, plan);
+    return;
+  }
+  proxyRes.on('data', (chunk: Buffer) => (plan.ctx.bytesOut += chunk.length));
+  res.writeHead(status, headers);
+  proxyRes.pipe(res);
+}
+
+function responseHeaders(proxyRes: IncomingMessage, plan: ForwardPlan, settings: ForwardSettings): OutgoingHttpHeaders {
+  const gitlabBase = settings.gitlabUrl.origin + settings.gitlabRoot;
+  const named = new Set(String(proxyRes.headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(proxyRes.headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  if (typeof out.link === 'string') out.link = rewriteLink(out.link, gitlabBase, plan.publicBase);
+  if (typeof out.location === 'string') {
+    const local = localLocation(out.location, settings.gitlabUrl.origin, settings.gitlabRoot, plan.publicBase);
+    if (local === null || (local !== undefined && !plan.allowsLocation(local.slice(plan.publicBase.length)))) {
+      // A redirect to somewhere the policy does not allow is not handed to the client.
+      delete out.location;
+      plan.ctx.reason = 'redirect-outside-allowlist';
+    } else if (local !== undefined) {
+      out.location = local;
     }
   }
+  return out;
+}
+
+/**
+ * An LFS batch answer carries, in objects[].actions.*.header, an Authorization value that
+ * authenticates as the proxy's user (GitLab's lfs_api_controller.rb echoes the caller's own
+ * header or mints an LFS token). The proxy only forwards /api/v4, where GitLab does not
+ * answer with this type, so this is a second line: such an answer is read whole (bounded),
+ * cleaned, and sent with a fresh length, or refused when it cannot be read.
+ */
+function respondLfs(proxyRes: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, plan: ForwardPlan): void {
+  let failed = false;
+  const fail = (): void => {
+    if (failed) return;
+    failed = true;
+    if (!res.headersSent) sendRefusal(res, plan, new ProxyError('bad-gateway', 'upstream-response-unreadable'));
+    // Stop reading GitLab's answer once the refusal is on its way (destroying it earlier
+    // would tear down the client's response with it).
+    if (res.writableFinished) proxyRes.destroy();
+    else res.once('finish', () => proxyRes.destroy());
+  };
+  const encoding = String(proxyRes.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (encoding !== 'identity') return fail();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  proxyRes.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > LFS_MAX_BYTES) fail();
+    else chunks.push(chunk);
+  });
+  proxyRes.on('end', () => {
+    if (failed) return;
+    let body: Buffer;
+    try {
+      body = stripLfsAuthorization(Buffer.concat(chunks, size));
+    } catch {
+      return fail();
+    }
+    plan.ctx.bytesOut += body.length;
+    delete headers['content-encoding'];
+    res.writeHead(status, { ...headers, 'content-length': String(body.length) });
+    res.end(body);
+  });
+}
+
+function sendRefusal(res: ServerResponse, plan: ForwardPlan, refusal: ProxyError): void {
+  plan.ctx.reason = refusal.reason;
+  const { status, body } = errorResponse(refusal);
+  plan.ctx.bytesOut = Buffer.byteLength(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': plan.ctx.reqId });
+  res.end(body);
 }

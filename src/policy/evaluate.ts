@@ -23,7 +23,11 @@ const NUMERIC_ID = /^[1-9][0-9]{0,18}$/;
 const ENCODED_FULL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:%2[Ff][A-Za-z0-9_][A-Za-z0-9_.-]*)+$/;
 
 export function authorize(client: Client, req: AuthorizeInput): Decision {
-  const fixed = fixedDecision(client, req);
+  if (req.surface !== 'api') return deny('not-api: only /api/v4 is served');
+  // Grape may read "x.json" as "x": a fixed denial of either reading stands.
+  const aliasFixed = req.formatAlias ? fixedDecision(client, req.method, req.formatAlias) : undefined;
+  if (aliasFixed && !aliasFixed.allow) return deny(`format-suffix: ${aliasFixed.reason}`);
+  const fixed = fixedDecision(client, req.method, req.segments);
   if (fixed) return fixed;
   const primary = matchRule(client, req.method, req.segments);
   if (!primary.allow || !req.formatAlias) return primary;
@@ -33,20 +37,27 @@ export function authorize(client: Client, req: AuthorizeInput): Decision {
 }
 
 /** Decisions no rule can change. */
-function fixedDecision(client: Client, req: AuthorizeInput): Decision | undefined {
-  if (req.surface !== 'api') return deny('not-api: only /api/v4 is served');
+function fixedDecision(client: Client, method: Method, segments: readonly string[]): Decision | undefined {
   // Decoded, as GitLab's router would read them (canonicalization already refuses encoded
   // letters; this holds even if that rule is ever relaxed).
-  const area = decode(req.segments[2]);
+  const area = decode(segments[2]);
   if (area === 'internal') return deny('internal-api: /api/v4/internal is never forwarded');
-  if (area === 'personal_access_tokens' && decode(req.segments[3]) === 'self') {
-    // POST .../self/rotate returns a new secret for the real token; DELETE .../self revokes
-    // it (lib/api/personal_access_tokens/self_rotation.rb, self_information.rb).
-    const readSelf = req.segments.length === 4 && (req.method === 'GET' || req.method === 'HEAD');
+  if (area === 'personal_access_tokens') {
+    // The real token's own endpoints: POST .../self/rotate and POST .../:id/rotate return a
+    // new secret for it, DELETE .../self and DELETE .../:id revoke it, and the listing names
+    // every token of the proxy's user (lib/api/personal_access_tokens/self_rotation.rb,
+    // self_information.rb; docs "Personal access tokens API"). Only reading `self`, when the
+    // client is granted it, ever passes.
+    const readSelf = decode(segments[3]) === 'self' && segments.length === 4 && (method === 'GET' || method === 'HEAD');
     if (readSelf && client.allowTokenSelfRead) {
       return { allow: true, rule: undefined, reason: 'allow_token_self_read', params: {} };
     }
     return deny('token-self: the proxy token\'s own endpoints are not forwarded');
+  }
+  if (area === 'user' && decode(segments[3]) === 'personal_access_tokens') {
+    // POST /user/personal_access_tokens creates a new token for the proxy's user (docs:
+    // "Create a personal access token with limited scopes for the currently authenticated user").
+    return deny('token-self: the proxy user\'s tokens are not managed through the proxy');
   }
   return undefined;
 }

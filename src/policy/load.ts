@@ -4,10 +4,16 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { BUILTIN_POLICY_DIR, completeClient, presetFinder, Presets, type PresetFinder } from './extends.ts';
+import type { RateLimitSpec } from '../limits/client-limits.ts';
+import { clientOpsSettings } from '../ops/client-settings.ts';
 import { Matcher } from './matcher.ts';
+import type { PolicyTest } from './policy-tests.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
 import type { z } from 'zod';
 import { CLIENT_NAME, ClientSchema, PolicyFileShape, type ClientDoc } from './schema.ts';
+import type { ScopePattern } from '../scope/scope.ts';
+import type { TokenScope } from '../scope/token-scopes.ts';
 
 export interface Client {
   name: string;
@@ -17,9 +23,29 @@ export interface Client {
   /** Unix seconds; tokens with an earlier iat are refused. */
   tokensIssuedAfter: number | undefined;
   allowTokenSelfRead: boolean;
+  /** The preset's rules (minus `remove:`) first, then the client's own. */
   rules: readonly Rule[];
   matcher: Matcher;
   source: string;
+  /** `extends:`, e.g. "presets/glean-readonly". */
+  preset: string | undefined;
+  /** report: what only lacks a rule is forwarded and audited as "would-deny". */
+  mode: 'enforce' | 'report';
+  /** Run by `check`, not by the server. */
+  tests: readonly PolicyTest[];
+  /** upstream_token_file / upstream_token_env: this client's own GitLab token, read at load.
+   *  A function, so that serializing a client never shows it. */
+  upstreamToken?: () => string;
+  upstreamTokenFile?: string;
+  /** rate_limit (+ burst): a token bucket per client per replica. */
+  rateLimit?: RateLimitSpec;
+  /** `projects:`: every project a request names must match one (src/scope/scope.ts);
+   *  undefined: no project scope. */
+  projects: readonly ScopePattern[] | undefined;
+  /** `groups:`: every group a request names must match one; undefined: no group scope. */
+  groups: readonly ScopePattern[] | undefined;
+  /** `scopes:`: shorthands mirroring GitLab token scopes (docs/policy.md). */
+  scopes: ReadonlySet<TokenScope>;
 }
 
 export interface Policy {
@@ -27,6 +53,8 @@ export interface Policy {
   /** sha256 over the files' names and contents: what a reload changed. */
   checksum: string;
   files: readonly string[];
+  /** Preset files the clients extend. */
+  presets: readonly string[];
 }
 
 export interface PolicyProblem {
@@ -39,6 +67,8 @@ export interface PolicyProblem {
 export class PolicyError extends Error {
   override name = 'PolicyError';
   readonly problems: readonly PolicyProblem[];
+  /** The refused files' checksum (as Policy.checksum), for the reload-refused audit line. */
+  checksum: string | undefined = undefined;
   constructor(problems: PolicyProblem[]) {
     super(problems.map(formatProblem).join('\n'));
     this.problems = problems;
@@ -65,11 +95,17 @@ export function policyFiles(dir: string): string[] {
 export function loadPolicyDir(dir: string, displayBase = process.cwd()): Policy {
   const files = policyFiles(dir);
   const sources = files.map((path) => ({ path, display: relative(displayBase, path) || path, text: readFileSync(path, 'utf8') }));
-  return compilePolicy(sources);
+  return compilePolicy(sources, { presets: presetFinder([dir, BUILTIN_POLICY_DIR], displayBase) });
+}
+
+export interface CompileOptions {
+  /** Where `extends:` looks presets up; the built-in presets by default. */
+  presets?: PresetFinder;
 }
 
 /** Validates and compiles policy sources; throws PolicyError listing every problem. */
-export function compilePolicy(sources: { display: string; text: string }[]): Policy {
+export function compilePolicy(sources: { display: string; text: string }[], options: CompileOptions = {}): Policy {
+  const presets = new Presets(options.presets ?? presetFinder([BUILTIN_POLICY_DIR]));
   const problems: PolicyProblem[] = [];
   const clients = new Map<string, Client>();
   const defined = new Map<string, string>();
@@ -77,14 +113,18 @@ export function compilePolicy(sources: { display: string; text: string }[]): Pol
   for (const src of sources) {
     hash.update(src.display).update('\0').update(src.text).update('\0');
     const before = problems.length;
-    loadFile(src.display, src.text, clients, defined, problems);
+    loadFile(src.display, src.text, clients, defined, problems, presets);
     problems.splice(before, problems.length - before, ...problems.slice(before).sort((a, b) => a.line - b.line || a.col - b.col));
   }
-  if (problems.length > 0) throw new PolicyError(problems);
-  return { clients, checksum: hash.digest('hex'), files: sources.map((s) => s.display) };
+  problems.push(...presets.problems);
+  // A preset is part of the policy: editing it is a change a reload must see.
+  for (const p of presets.sources) hash.update(p.display).update('\0').update(p.text).update('\0');
+  const checksum = hash.digest('hex');
+  if (problems.length > 0) throw Object.assign(new PolicyError(problems), { checksum });
+  return { clients, checksum, files: sources.map((s) => s.display), presets: presets.sources.map((p) => p.display) };
 }
 
-function loadFile(file: string, text: string, clients: Map<string, Client>, defined: Map<string, string>, problems: PolicyProblem[]): void {
+function loadFile(file: string, text: string, clients: Map<string, Client>, defined: Map<string, string>, problems: PolicyProblem[], presets: Presets): void {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const at = (offset: number | undefined, message: string): void => {
@@ -120,6 +160,7 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
     }
     defined.set(name, where);
     if (!CLIENT_NAME.test(name)) at(nameOffset, `client name "${name}" must be lower case letters, digits, ".", "_" or "-"`);
+    if (name === 'system') at(nameOffset, 'client name "system" is reserved for the proxy\'s own audit lines');
     const parsed = ClientSchema.safeParse(raw);
     if (!parsed.success) report(['clients', name], parsed.error.issues);
     // Rules are checked even when other keys are wrong, so every problem shows at once.
@@ -128,7 +169,11 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
       (i, msg) => at(offsetOf(doc, ['clients', name, 'allow', i]), msg),
       (msg) => at(offsetOf(doc, ['clients', name, 'tokens_issued_after']), msg),
       (i) => `${file}:${lineOf(['clients', name, 'allow', i])}`);
-    if (client && parsed.success && CLIENT_NAME.test(name)) clients.set(name, client);
+    // upstream token and rate limit (src/ops/client-settings.ts): problems at their keys.
+    if (client && parsed.success) Object.assign(client, clientOpsSettings(parsed.data, (key, msg) => at(offsetOf(doc, ['clients', name, key]), msg)));
+    const located = (path: readonly PropertyKey[]) => ({ file, ...lineCounter.linePos(offsetOf(doc, ['clients', name, ...path]) ?? 0) });
+    const complete = completeClient(client, spec, parsed.success, presets, located, problems);
+    if (client && complete && parsed.success && CLIENT_NAME.test(name)) clients.set(name, client);
   }
 }
 
@@ -171,6 +216,12 @@ function buildClient(
     rules,
     matcher: new Matcher(rules),
     source,
+    preset: undefined,
+    mode: 'enforce',
+    tests: [],
+    projects: undefined,
+    groups: undefined,
+    scopes: new Set(),
   };
 }
 

@@ -3,6 +3,25 @@
 import { z } from 'zod';
 
 export const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A preset's name, which is also its file name without ".yaml". */
+export const PRESET_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** How a client names a preset: a path relative to a policy folder, without ".yaml", never
+ *  absolute and never with ".." (every part starts with a letter or digit). */
+export const PRESET_REF = /^(?:[a-z0-9][a-z0-9_-]{0,63}\/){0,4}[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A policy test's request: "METHOD TARGET", the target a path with an optional query. */
+export const TEST_REQUEST = /^[A-Z]+ \/\S*$/;
+
+const testRequest = (expect: string, example: string) =>
+  z.string().regex(TEST_REQUEST, 'a test is "METHOD /api/v4/..." (upper-case method, one space, a path)')
+    .describe(`A request the rules must ${expect}: "METHOD /api/v4/..." with real ids, e.g. "${example}".`);
+
+export const PolicyTestSchema = z.union(
+  [
+    z.strictObject({ allow: testRequest('allow', 'GET /api/v4/projects/5') }),
+    z.strictObject({ deny: testRequest('deny', 'DELETE /api/v4/projects/5') }),
+  ],
+  { error: 'a test is "- allow: METHOD PATH" or "- deny: METHOD PATH"' },
+);
 
 export const ClientSchema = z.strictObject({
   description: z.string().optional().describe('What this client is, for people reading the policy.'),
@@ -16,10 +35,48 @@ export const ClientSchema = z.strictObject({
     .boolean()
     .optional()
     .describe('Allow GET /api/v4/personal_access_tokens/self (read the real token\'s metadata). Rotation is never allowed.'),
+  upstream_token_file: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Absolute path of a file holding this client\'s own GitLab token (its own service account), used instead of GITLAB_TOKEN. Re-read on reload.'),
+  upstream_token_env: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Name of an environment variable holding this client\'s own GitLab token, used instead of GITLAB_TOKEN.'),
+  rate_limit: z
+    .string()
+    .regex(/^[1-9][0-9]{0,8}\/(second|minute|hour)$/, 'rate_limit is "N/second", "N/minute" or "N/hour", e.g. "600/minute"')
+    .optional()
+    .describe('Sustained request rate for this client, per proxy replica: "600/minute", "10/second", "5000/hour". Over it: 429 with Retry-After.'),
+  burst: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('Requests allowed at once after a quiet spell (the token bucket\'s size); defaults to the N of rate_limit.'),
   allow: z
     .array(z.string())
     .optional()
     .describe('Rules "METHODS PATH": e.g. "GET,POST /api/v4/projects/:id/merge_requests/:iid/notes".'),
+  extends: z
+    .string()
+    .regex(PRESET_REF, 'extends names a preset such as "presets/glean-readonly" (no ".yaml", no "..")')
+    .optional()
+    .describe('Start from a preset\'s rules: "presets/glean-readonly" is POLICY_DIR/presets/glean-readonly.yaml, else the built-in preset of that name.'),
+  remove: z
+    .array(z.string())
+    .optional()
+    .describe('Rules of the preset named in extends to leave out, each written exactly as in the preset.'),
+  mode: z
+    .enum(['enforce', 'report'])
+    .optional()
+    .describe('enforce (default): refuse what the rules do not allow. report: forward requests that only lack a rule, and audit them as decision "would-deny".'),
+  tests: z
+    .array(PolicyTestSchema)
+    .optional()
+    .describe('Requests `check` evaluates against the rules: "- allow: GET /api/v4/projects/5" or "- deny: DELETE /api/v4/projects/5".'),
 });
 
 export const PolicyFileSchema = z.strictObject({
@@ -33,6 +90,19 @@ export const PolicyFileShape = z.strictObject({ clients: z.record(z.string(), z.
 export type ClientDoc = z.infer<typeof ClientSchema>;
 export type PolicyFileDoc = z.infer<typeof PolicyFileSchema>;
 
+/** A preset file (policies/presets/*.yaml): named rules clients take with `extends`. */
+export const PresetFileSchema = z.strictObject({
+  preset: z.string().regex(PRESET_NAME, 'preset names are lower case letters, digits, . _ -')
+    .describe('The preset\'s name: its file name without ".yaml".'),
+  description: z.string().optional().describe('What the preset is for, for people reading the policy.'),
+  allow: z.array(z.string()).describe('Rules "METHODS PATH", as in a client\'s allow.'),
+});
+
+export type PresetFileDoc = z.infer<typeof PresetFileSchema>;
+export type PolicyTestDoc = z.infer<typeof PolicyTestSchema>;
+
+/** JSON Schema (draft-07) for editors: a policy file or a preset file. */
 export function policyJsonSchema(): unknown {
-  return z.toJSONSchema(PolicyFileSchema, { target: 'draft-7', io: 'input', unrepresentable: 'any' });
+  const file = z.union([PolicyFileSchema, PresetFileSchema]).describe('A gitlab-scope-proxy policy file (clients:) or preset file (preset:).');
+  return z.toJSONSchema(file, { target: 'draft-7', io: 'input', unrepresentable: 'any' });
 }

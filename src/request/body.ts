@@ -6,7 +6,7 @@ import { malformed, ProxyError } from '../errors.ts';
 import type { CanonicalRequest } from './canonicalize.ts';
 import { parseJsonStrict } from './json.ts';
 import { multipartFieldNames } from './multipart.ts';
-import { parseParams } from './query.ts';
+import { checkNames, parseParams, rackBase } from './query.ts';
 
 /** Body keys GitLab reads as credentials, impersonation or a method override
  *  (lib/gitlab/auth/auth_finders.rb, lib/api/helpers.rb sudo_identifier, Rack::MethodOverride). */
@@ -42,32 +42,30 @@ export function readBody(req: IncomingMessage, limit: number, declared: number |
 export function checkBody(body: Buffer, contentType: string | undefined, req: CanonicalRequest): void {
   if (body.length === 0) return;
   const media = req.body?.mediaType;
-  let keys: string[];
+  let bases: string[];
   if (media === 'application/json') {
-    const value = parseJsonStrict(body.toString('utf8'));
+    const value = parseJsonStrict(decodeUtf8(body));
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw malformed('json-not-object', 'JSON body must be an object');
     }
-    keys = Object.keys(value);
+    // Grape and Rails take JSON keys as they are; the Rack reading ("[sudo]" is "sudo") is
+    // applied anyway, so a key is refused if any reader could file it under a refused name.
+    bases = Object.keys(value).map(rackBase);
   } else if (media === 'application/x-www-form-urlencoded') {
-    keys = parseParams(body.toString('latin1'), 'form body').map((p) => p.key);
+    bases = parseParams(body.toString('latin1'), 'form body').map((p) => p.base);
   } else if (media === 'multipart/form-data') {
-    keys = multipartFieldNames(body, contentType ?? '');
-    const seen = new Set<string>();
-    for (const k of keys) {
-      if (seen.has(k) && !k.endsWith('[]')) throw malformed('duplicate-parameter', `field "${k}" appears twice in the body`);
-      seen.add(k);
-    }
+    // Rack files multipart fields with the same normalize_params as form fields.
+    bases = checkNames(multipartFieldNames(body, contentType ?? ''), 'multipart body');
   } else {
-    // Rack reads a POST without Content-Type as a form (rack request.rb form_data?).
+    // Rack reads a POST without Content-Type as a form (rack request.rb form_data?), and
+    // Rails parses other JSON-like types (text/x-json, application/jsonrequest) as JSON.
     throw new ProxyError('unsupported-media', 'content-type', {
       detail: 'body must be application/json, application/x-www-form-urlencoded or multipart/form-data',
       closeConnection: true,
     });
   }
-  const queryBases = new Set(req.query.map((p) => p.base));
-  for (const key of keys) {
-    const base = key.replace(/\[.*$/, '').toLowerCase();
+  const queryBases = new Set(req.query.map((p) => rackBase(p.key)));
+  for (const base of bases) {
     if (base === 'sudo') throw new ProxyError('forbidden', 'sudo', { detail: 'sudo is not allowed through this proxy' });
     if (FORBIDDEN.has(base) && !(base === 'token' && HOOK_PATH.test(req.path))) {
       throw malformed('forbidden-body-key', `body parameter "${base}" is not allowed`);
@@ -75,5 +73,17 @@ export function checkBody(body: Buffer, contentType: string | undefined, req: Ca
     // Grape lets the body win over the query, Rails the query over the body: a key in both
     // has two readings (grape hash_with_indifferent_access.rb, actionpack http/parameters.rb).
     if (queryBases.has(base)) throw malformed('parameter-in-query-and-body', `parameter "${base}" is in both the query and the body`);
+  }
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The body as UTF-8, refusing invalid bytes (which a lenient decoder would replace, so the
+ *  text checked would differ from the bytes forwarded) and keeping a BOM (JSON.parse refuses it). */
+function decodeUtf8(body: Buffer): string {
+  try {
+    return UTF8.decode(body);
+  } catch {
+    throw malformed('invalid-utf8', 'invalid UTF-8 in the body');
   }
 }

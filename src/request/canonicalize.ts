@@ -146,14 +146,34 @@ function readQuery(rawQuery: string): Param[] {
     if (p.base === '_method') throw malformed('method-override', 'method override parameters are not allowed');
     if (CREDENTIAL_PARAMS.has(p.base) && !CLIENT_TOKEN_PARAMS.has(p.base)) throw malformed('credential-parameter', `parameter "${p.base}" is not allowed`);
     // Grape picks the response format from ?format= (grape middleware/formatter.rb).
-    if (p.base === 'format' && p.value !== 'json') throw malformed('format-parameter', 'only format=json is accepted');
+    if (p.base === 'format' && (p.key !== 'format' || p.value !== 'json')) throw malformed('format-parameter', 'only format=json is accepted');
   }
   return params;
 }
 
-/** "application/json; charset=utf-8" -> "application/json". Rack splits on ";" and ",". */
+/**
+ * "application/json; charset=utf-8" -> "application/json". Rack splits the type on ";" and
+ * ",", Rails takes the first token and Rack's multipart reader the *last* "boundary=" (rack
+ * multipart.rb MULTIPART), so only one plain reading is accepted: a type/subtype followed at
+ * most by a UTF-8 charset, or, for multipart/form-data, by its boundary.
+ */
 function mediaType(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return undefined;
-  if (contentType.includes(',')) throw malformed('content-type', 'invalid content-type');
-  return contentType.split(';')[0]!.trim().toLowerCase();
+  const [type, ...params] = contentType.split(';');
+  const media = type!.trim().toLowerCase();
+  if (!/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(media)) throw badContentType();
+  const seen = new Set<string>();
+  for (const param of params) {
+    const m = /^[ \t]*([A-Za-z-]+)=("?)([^"]*)\2[ \t]*$/.exec(param);
+    const name = m?.[1]?.toLowerCase();
+    if (name === undefined || seen.has(name)) throw badContentType();
+    seen.add(name);
+    if (name === 'charset' && m![3]!.toLowerCase() === 'utf-8') continue;
+    if (name === 'boundary' && media === 'multipart/form-data') continue;
+    throw badContentType();
+  }
+  return media;
 }
+
+const badContentType = (): ProxyError =>
+  new ProxyError('unsupported-media', 'content-type', { detail: 'unsupported content-type parameters', closeConnection: true });

@@ -18,6 +18,9 @@ const FORWARD = new Set([
   'cache-control',
 ]);
 
+/** Headers that frame or type the body, which Connection may not make hop-by-hop. */
+const BODY_HEADERS = ['content-type', 'content-length', 'transfer-encoding', 'content-encoding', 'host'];
+
 // Rack::MethodOverride reads X-HTTP-Method-Override; other stacks read the two cousins.
 const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
 
@@ -76,8 +79,14 @@ export function readHeaders(rawHeaders: readonly string[]): HeaderReading {
   const host = values.get('host');
   if (host !== undefined && !HOST.test(host)) throw malformed('bad-host', 'invalid host header');
 
-  // Headers the client lists in Connection are hop-by-hop and end here (RFC 9110 7.6.1).
+  // Headers the client lists in Connection are hop-by-hop and end here (RFC 9110 7.6.1). One
+  // that frames or types the body may not be listed: without its Content-Type, a checked JSON
+  // body would reach GitLab untyped, and Rack reads an untyped POST body as a form
+  // (rack request.rb form_data?), "_method" and "sudo" included.
   const hopByHop = new Set((values.get('connection') ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  for (const name of BODY_HEADERS) {
+    if (hopByHop.has(name)) throw malformed('hop-by-hop-body-header', `Connection may not name ${name}`);
+  }
   const forward: Record<string, string> = {};
   for (const name of forwardNames) if (!hopByHop.has(name)) forward[name] = values.get(name)!;
 

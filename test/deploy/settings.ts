@@ -43,6 +43,8 @@ export const DOCUMENTED_SETTINGS: readonly string[] = [
   'CLIENT_IDLE_TIMEOUT_MS',
   'MAX_CONCURRENT_PER_CLIENT',
   'SHUTDOWN_TIMEOUT_MS',
+  'SCOPE_CACHE_TTL_MS',
+  'SCOPE_CACHE_SIZE',
 ];
 
 /** Where the audit log lives in the container when it goes to a file. */

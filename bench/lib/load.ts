@@ -1,0 +1,75 @@
+// One autocannon run, in this process. Latency percentiles are computed from every
+// response's own time (autocannon's 'response' event, float milliseconds from hrtime):
+// autocannon's histogram stores whole milliseconds, too coarse for a sub-millisecond budget.
+import autocannon from 'autocannon';
+import { percentile, Samples } from './stats.ts';
+
+export interface LoadSettings {
+  connections: number;
+  pipelining: number;
+  /** Seconds. */
+  duration: number;
+}
+
+export interface LoadResult {
+  label: string;
+  url: string;
+  durationS: number;
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Everything that makes the run invalid: connection errors, timeouts, non-2xx, mismatches. */
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statusCodes: Record<string, number>;
+  firstError: string | undefined;
+  /** CPU the process under test used during the run, as a share of one CPU (1 = 100 %). */
+  cpuShare?: number;
+  /** CPU time of the process under test per completed request, in microseconds. */
+  cpuUsPerReq?: number;
+}
+
+export function runLoad(label: string, url: string, headers: Record<string, string>, s: LoadSettings): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const samples = new Samples();
+    let firstError: string | undefined;
+    const instance = autocannon(
+      { url, headers, connections: s.connections, pipelining: s.pipelining, duration: s.duration, timeout: 10 },
+      (err, result) => {
+        if (err) return reject(err);
+        const sorted = samples.sorted();
+        const statusCodes: Record<string, number> = {};
+        for (const [code, { count }] of Object.entries(result.statusCodeStats)) statusCodes[code] = count;
+        const requests = result.requests.total;
+        resolve({
+          label,
+          url,
+          durationS: result.duration,
+          requests,
+          rps: requests / result.duration,
+          p50Ms: percentile(sorted, 50),
+          p90Ms: percentile(sorted, 90),
+          p99Ms: percentile(sorted, 99),
+          maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
+          errors: result.errors + result.mismatches,
+          timeouts: result.timeouts,
+          non2xx: result.non2xx,
+          statusCodes,
+          firstError,
+        });
+      },
+    );
+    instance.on('response', (_client, statusCode, _bytes, ms) => {
+      if (statusCode >= 200 && statusCode < 300) samples.push(ms);
+    });
+    instance.on('reqError', (err) => {
+      firstError ??= err.message;
+    });
+  });
+}
+
+export const runFailed = (r: LoadResult): boolean => r.errors > 0 || r.timeouts > 0 || r.non2xx > 0;

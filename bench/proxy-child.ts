@@ -1,0 +1,137 @@
+// The process under test, forked by run.ts so the load generator (in the parent) and the
+// upstream (a third process) do not share its event loop. BENCH_ROLE picks what it runs:
+//   proxy: gitlab-scope-proxy via startProxy, audit log to a file (as in production)
+//   bare:  the bare Node passthrough (bare-proxy.ts)
+// It talks to the parent over IPC: "ready" with its URL once listening, then answers
+// mem-start / mem-stop (peak RSS sampled every 20 ms in between) and close.
+// Modules are imported per role, so the bare proxy's memory figures do not include the
+// proxy's dependencies.
+import { readFileSync } from 'node:fs';
+import type { ChildReply, ChildRequest } from './lib/children.ts';
+
+const SAMPLE_MS = 20;
+
+function need(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+}
+
+/** Peak resident set size of this process so far (Linux VmHWM), in bytes. */
+function vmHwm(): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+async function main(): Promise<void> {
+  if (!process.send) throw new Error('proxy-child.ts is started by bench/run.ts (needs an IPC channel)');
+  const role = need('BENCH_ROLE');
+  const upstreamUrl = need('BENCH_UPSTREAM_URL');
+  const token = need('BENCH_UPSTREAM_TOKEN');
+  const started = performance.now();
+
+  let url: string;
+  let close: () => Promise<void>;
+  if (role === 'bare') {
+    const { startBareProxy } = await import('./bare-proxy.ts');
+    const bare = await startBareProxy(upstreamUrl, token);
+    const addr = bare.server.address();
+    if (!addr || typeof addr === 'string') throw new Error('no address');
+    url = `http://127.0.0.1:${addr.port}`;
+    close = bare.close;
+  } else if (role === 'proxy') {
+    const { auditLogTo, createAuditLog, createOpsLog } = await import('../src/audit/audit.ts');
+    const { loadConfig } = await import('../src/config/env.ts');
+    const { startProxy } = await import('../src/server.ts');
+    const config = loadConfig({
+      GITLAB_URL: upstreamUrl,
+      GITLAB_TOKEN: token,
+      PROXY_JWT_SECRET: need('BENCH_JWT_SECRET'),
+      POLICY_DIR: need('BENCH_POLICY_DIR'),
+      AUDIT_LOG: need('BENCH_AUDIT_LOG'),
+      PORT: '0',
+      HOST: '127.0.0.1',
+    });
+    // Operational log as in production (stderr), at warn so only problems show.
+    const ops = createOpsLog('warn');
+    // BENCH_AUDIT picks how the audit log is written (see README):
+    //   production (default): startProxy opens AUDIT_LOG itself, exactly as `serve` does;
+    //   createAuditLog: the file is opened with createAuditLog() and handed to startProxy;
+    //   off: lines are built and discarded (diagnostic: what writing them costs).
+    const mode = process.env.BENCH_AUDIT || 'production';
+    let audit;
+    if (mode === 'createAuditLog') audit = createAuditLog(config.auditLog, (err) => ops.error({ err: err.message }, 'audit log write failed'));
+    else if (mode === 'off') audit = auditLogTo({ write: () => undefined });
+    else if (mode !== 'production') throw new Error(`BENCH_AUDIT must be production, createAuditLog or off, got ${mode}`);
+    const proxy = await startProxy(config, audit ? { ops, audit } : { ops });
+    url = proxy.url;
+    close = proxy.close;
+  } else {
+    throw new Error(`unknown BENCH_ROLE ${role}`);
+  }
+  const startMs = performance.now() - started;
+
+  let peak = 0;
+  let atPeak: NodeJS.MemoryUsage | undefined;
+  let sampler: NodeJS.Timeout | undefined;
+  const sample = (): void => {
+    const rss = process.memoryUsage.rss();
+    if (rss > peak) {
+      peak = rss;
+      atPeak = process.memoryUsage();
+    }
+  };
+  /** Heap in use after a full collection (the children run with --expose-gc). */
+  const heapAfterGc = (): number | undefined => {
+    if (!globalThis.gc) return undefined;
+    globalThis.gc();
+    return process.memoryUsage().heapUsed;
+  };
+
+  const reply = (msg: ChildReply): void => {
+    process.send!(msg);
+  };
+
+  process.on('message', (raw: unknown) => {
+    const msg = raw as ChildRequest;
+    switch (msg.cmd) {
+      case 'mem-start': {
+        clearInterval(sampler);
+        const heap = heapAfterGc();
+        peak = 0;
+        atPeak = undefined;
+        sample();
+        sampler = setInterval(sample, SAMPLE_MS);
+        reply({ id: msg.id, rss: process.memoryUsage.rss(), peakRss: peak, vmHwm: vmHwm(), ...(heap !== undefined ? { heapAfterGc: heap } : {}) });
+        break;
+      }
+      case 'mem-stop':
+        sample();
+        clearInterval(sampler);
+        sampler = undefined;
+        reply({ id: msg.id, rss: process.memoryUsage.rss(), peakRss: peak, vmHwm: vmHwm(), ...(atPeak ? { atPeak } : {}) });
+        break;
+      case 'close':
+        clearInterval(sampler);
+        void close().then(() => {
+          reply({ id: msg.id, rss: process.memoryUsage.rss(), peakRss: peak, vmHwm: vmHwm() });
+          process.disconnect();
+          // Exit normally (not by signal) so --cpu-prof can write its profile.
+          setImmediate(() => process.exit(0));
+        });
+        break;
+    }
+  });
+  // Never outlive the bench.
+  process.on('disconnect', () => setTimeout(() => process.exit(0), 1000).unref());
+
+  const rssAtReady = process.memoryUsage.rss();
+  const heap = heapAfterGc();
+  reply({ id: 0, ready: true, url, startMs, rss: rssAtReady, peakRss: 0, vmHwm: vmHwm(), ...(heap !== undefined ? { heapAfterGc: heap } : {}) });
+}
+
+await main();

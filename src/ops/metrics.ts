@@ -1,0 +1,194 @@
+// Prometheus metrics, served on the admin listener only (src/ops/admin.ts). Every label value
+// comes from a bounded set: client names from the policy ("(none)" before authentication),
+// decisions, HTTP statuses, and fixed reason codes; a label never carries request data.
+// The hot path (one call per request, when it ends) uses label children cached in Maps, so
+// it costs a few Map lookups and increments.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Client label for requests that never authenticated; not a valid client name. */
+export const NO_CLIENT = '(none)';
+/** Distinct values a reason label may take before further ones are counted as "other". */
+const MAX_REASONS = 64;
+
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export type UpstreamErrorKind =
+  | 'refused' | 'reset' | 'dns' | 'tls' | 'connect-timeout' | 'response-timeout' | 'stall-timeout' | 'other';
+
+export interface RequestObservation {
+  client: string | null;
+  decision: string;
+  reason: string | null;
+  status: number;
+  durationMs: number;
+  upstreamMs: number | null;
+}
+
+export interface MetricsSources {
+  /** Requests in flight per client. */
+  inFlight?: () => ReadonlyMap<string, number>;
+  /** Sockets to GitLab, in use and idle in the pool. */
+  upstreamSockets?: () => { active: number; free: number };
+}
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly #requests: Counter<'client' | 'decision' | 'status'>;
+  readonly #duration: Histogram<'client'>;
+  readonly #upstreamDuration: Histogram<'client'>;
+  readonly #upstreamErrors: Counter<'kind'>;
+  readonly #reloads: Counter<'result'>;
+  readonly #lastReload: Gauge;
+  readonly #policyInfo: Gauge<'checksum'>;
+  readonly #policyClients: Gauge;
+  readonly #jwtFailures: Counter<'reason'>;
+  readonly #limitRefusals: Counter<'client' | 'reason'>;
+  readonly #auditFailures: Counter;
+  readonly #auditLost: Counter;
+  readonly #auditWritable: Gauge;
+  readonly #requestChildren = new Map<string, Counter.Internal>();
+  readonly #durationChildren = new Map<string, Histogram.Internal<'client'>>();
+  readonly #upstreamChildren = new Map<string, Histogram.Internal<'client'>>();
+  readonly #jwtReasons = new Set<string>();
+
+  constructor(sources: MetricsSources = {}, opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.#requests = new Counter({
+      name: 'gsp_requests_total', help: 'Requests to the vendor-facing listener, by client, decision and HTTP status.',
+      labelNames: ['client', 'decision', 'status'], registers,
+    });
+    this.#duration = new Histogram({
+      name: 'gsp_request_duration_seconds', help: 'Whole request, from arrival to the last byte of the response.',
+      labelNames: ['client'], buckets: DURATION_BUCKETS, registers,
+    });
+    this.#upstreamDuration = new Histogram({
+      name: 'gsp_upstream_duration_seconds', help: "GitLab's part: from sending the request to GitLab's response headers.",
+      labelNames: ['client'], buckets: DURATION_BUCKETS, registers,
+    });
+    this.#upstreamErrors = new Counter({
+      name: 'gsp_upstream_errors_total', help: 'Requests to GitLab that failed, by kind (refused, reset, dns, tls, connect-timeout, response-timeout, stall-timeout, other).',
+      labelNames: ['kind'], registers,
+    });
+    this.#reloads = new Counter({
+      name: 'gsp_policy_reloads_total', help: 'Policy and secret reloads, by result (success, failure). A failure keeps the previous policy in force.',
+      labelNames: ['result'], registers,
+    });
+    this.#lastReload = new Gauge({
+      name: 'gsp_policy_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful load (start or reload).', registers,
+    });
+    this.#policyInfo = new Gauge({
+      name: 'gsp_policy_info', help: 'Always 1; the checksum label is the sha256 of the policy in force.',
+      labelNames: ['checksum'], registers,
+    });
+    this.#policyClients = new Gauge({ name: 'gsp_policy_clients', help: 'Clients defined by the policy in force.', registers });
+    this.#jwtFailures = new Counter({
+      name: 'gsp_jwt_failures_total', help: 'Requests refused with 401, by reason (no-token, token-expired, bad-signature, ...).',
+      labelNames: ['reason'], registers,
+    });
+    this.#limitRefusals = new Counter({
+      name: 'gsp_limit_refusals_total', help: 'Requests refused with 429 by a per-client limit, by client and reason (rate-limited, too-many-concurrent).',
+      labelNames: ['client', 'reason'], registers,
+    });
+    this.#auditFailures = new Counter({ name: 'gsp_audit_write_failures_total', help: 'Failed writes to the audit log.', registers });
+    this.#auditLost = new Counter({ name: 'gsp_audit_lines_lost_total', help: 'Audit lines that never reached the audit log.', registers });
+    this.#auditWritable = new Gauge({ name: 'gsp_audit_writable', help: '1 while the audit log accepts lines, 0 while it cannot be written.', registers });
+    this.#auditWritable.set(1);
+    const { inFlight, upstreamSockets } = sources;
+    new Gauge({
+      name: 'gsp_requests_in_flight', help: 'Requests being served, by client.', labelNames: ['client'], registers,
+      collect() {
+        this.reset();
+        for (const [client, n] of inFlight?.() ?? []) this.labels(client).set(n);
+      },
+    });
+    new Gauge({
+      name: 'gsp_upstream_sockets', help: 'Connections to GitLab, in use (active) and idle in the keep-alive pool (free).',
+      labelNames: ['state'], registers,
+      collect() {
+        const s = upstreamSockets?.() ?? { active: 0, free: 0 };
+        this.labels('active').set(s.active);
+        this.labels('free').set(s.free);
+      },
+    });
+    this.#reloads.labels('success').inc(0);
+    this.#reloads.labels('failure').inc(0);
+    this.#upstreamErrors.labels('other').inc(0);
+  }
+
+  /** One finished request (called once, when its response is over). */
+  request(o: RequestObservation): void {
+    const client = o.client ?? NO_CLIENT;
+    const key = `${client}\0${o.decision}\0${o.status}`;
+    let counter = this.#requestChildren.get(key);
+    if (!counter) {
+      counter = this.#requests.labels(client, o.decision, String(o.status));
+      this.#requestChildren.set(key, counter);
+    }
+    counter.inc();
+    this.#histogram(this.#durationChildren, this.#duration, client).observe(o.durationMs / 1000);
+    if (o.upstreamMs !== null) this.#histogram(this.#upstreamChildren, this.#upstreamDuration, client).observe(o.upstreamMs / 1000);
+    if (o.status === 401) this.#jwtFailures.labels(this.#reason(o.reason)).inc();
+    else if (o.status === 429 && (o.reason === 'rate-limited' || o.reason === 'too-many-concurrent')) this.#limitRefusals.labels(client, o.reason).inc();
+  }
+
+  upstreamError(kind: UpstreamErrorKind): void {
+    this.#upstreamErrors.labels(kind).inc();
+  }
+
+  /** The policy in force changed (start or successful reload). Pre-creates label children. */
+  policyLoaded(checksum: string, clients: Iterable<string>): void {
+    this.#policyInfo.reset();
+    this.#policyInfo.labels(checksum).set(1);
+    this.#lastReload.set(Date.now() / 1000);
+    let n = 0;
+    for (const client of clients) {
+      n++;
+      this.#histogram(this.#durationChildren, this.#duration, client);
+      this.#histogram(this.#upstreamChildren, this.#upstreamDuration, client);
+    }
+    this.#policyClients.set(n);
+  }
+
+  reload(ok: boolean): void {
+    this.#reloads.labels(ok ? 'success' : 'failure').inc();
+  }
+
+  auditWriteFailed(): void {
+    this.#auditFailures.inc();
+  }
+
+  auditLinesLost(n: number): void {
+    this.#auditLost.inc(n);
+  }
+
+  auditWritable(writable: boolean): void {
+    this.#auditWritable.set(writable ? 1 : 0);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  #histogram(cache: Map<string, Histogram.Internal<'client'>>, metric: Histogram<'client'>, client: string): Histogram.Internal<'client'> {
+    let child = cache.get(client);
+    if (!child) {
+      child = metric.labels(client);
+      cache.set(client, child);
+    }
+    return child;
+  }
+
+  /** Reasons are fixed codes; the cap is a second line against an unbounded label. */
+  #reason(reason: string | null): string {
+    const r = reason ?? 'unknown';
+    if (this.#jwtReasons.has(r)) return r;
+    if (this.#jwtReasons.size >= MAX_REASONS) return 'other';
+    this.#jwtReasons.add(r);
+    return r;
+  }
+}
