@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'helm/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'bench/out/**', 'helm/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -44,9 +44,16 @@ async function main(): Promise<void> {
     url = `http://127.0.0.1:${addr.port}`;
     close = bare.close;
   } else if (role === 'proxy') {
-    const { auditLogTo, createAuditLog, createOpsLog } = await import('../src/audit/audit.ts');
-    const { loadConfig } = await import('../src/config/env.ts');
-    const { startProxy } = await import('../src/server.ts');
+    // BENCH_CODE=dist: the compiled JavaScript, as `npm start` and the image run it; src: the
+    // TypeScript sources through Node's type stripping.
+    // run.ts may start a JavaScript copy of this file from bench/out/: BENCH_REPO_URL says
+    // where the checkout is.
+    const repo = process.env.BENCH_REPO_URL ?? new URL('../', import.meta.url).href;
+    const code = process.env.BENCH_CODE === 'src' ? { dir: 'src/', ext: '.ts' } : { dir: 'dist/', ext: '.js' };
+    const load = <T>(path: string): Promise<T> => import(new URL(code.dir + path + code.ext, repo).href) as Promise<T>;
+    const { auditLogTo, createAuditLog, createOpsLog } = await load<typeof import('../src/audit/audit.ts')>('audit/audit');
+    const { loadConfig } = await load<typeof import('../src/config/env.ts')>('config/env');
+    const { startProxy } = await load<typeof import('../src/server.ts')>('server');
     const config = loadConfig({
       GITLAB_URL: upstreamUrl,
       GITLAB_TOKEN: token,

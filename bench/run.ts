@@ -11,7 +11,8 @@ import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rm
 import { get, type IncomingMessage } from 'node:http';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { stripTypeScriptTypes } from 'node:module';
 import { mintToken } from '../src/auth/mint.ts';
 import { compilePolicy, loadPolicyDir } from '../src/policy/load.ts';
 import { canPin, killAll, pinToCpus, procCpuSeconds, procVmHwm, startChild, type Child, type ChildReply } from './lib/children.ts';
@@ -50,7 +51,12 @@ const settings = {
   pin: process.env.BENCH_PIN !== '0',
   /** How the proxy writes its audit log: production (default), createAuditLog, or off. */
   audit: process.env.BENCH_AUDIT || 'production',
+  /** What the proxy runs: dist (default: src/ compiled first, as `npm start` and the image
+   *  run it) or src (the TypeScript through Node's type stripping, as tests and `npm run
+   *  demo` do; ~28 MiB more resident memory). */
+  code: process.env.BENCH_CODE || 'dist',
 };
+if (!['dist', 'src'].includes(settings.code)) badSetting(`BENCH_CODE must be dist or src, got ${JSON.stringify(settings.code)}`);
 if (!['production', 'createAuditLog', 'off'].includes(settings.audit)) badSetting(`BENCH_AUDIT must be production, createAuditLog or off, got ${JSON.stringify(settings.audit)}`);
 const load: LoadSettings = { connections: settings.connections, pipelining: settings.pipelining, duration: settings.duration };
 const warm: LoadSettings = { ...load, duration: settings.warmup };
@@ -71,7 +77,7 @@ const TARGETS = { rpsRatio: 0.8, addedP50Ms: 1, peakRssBytes: 120 * MB };
 const HERE = new URL('.', import.meta.url);
 const OUT_DIR = fileURLToPath(new URL('out/', HERE));
 const UPSTREAM_SCRIPT = new URL('upstream.ts', HERE);
-const CHILD_SCRIPT = new URL('proxy-child.ts', HERE);
+let CHILD_SCRIPT = new URL('proxy-child.ts', HERE);
 
 const problems: string[] = [];
 const say = (line = ''): void => console.log(line);
@@ -253,10 +259,27 @@ const proxyEnv = (upstreamUrl: string, policyDir: string, auditName: string): Re
   BENCH_JWT_SECRET: jwtSecret,
   BENCH_POLICY_DIR: policyDir,
   BENCH_AUDIT_LOG: join(tmp, auditName),
+  BENCH_CODE: settings.code,
+  BENCH_REPO_URL: new URL('../', HERE).href,
 });
 const bareEnv = (upstreamUrl: string): Record<string, string> => ({ BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstreamUrl, BENCH_UPSTREAM_TOKEN: realToken });
 
 const source = sourceFingerprint();
+if (settings.code === 'dist') {
+  // The same compile as `npm run build` (tsconfig.build.json), so dist/ is src/ as it is now.
+  const built = spawnSync(process.execPath, [fileURLToPath(new URL('../node_modules/typescript/bin/tsc', HERE)), '-p', fileURLToPath(new URL('../tsconfig.build.json', HERE))], { stdio: 'inherit' });
+  if (built.status !== 0) badSetting('BENCH_CODE=dist: compiling src/ to dist/ failed (npm run build)');
+  // The child scripts themselves as JavaScript too: importing any .ts file loads Node's type
+  // stripper (~28 MiB resident), which `node dist/cli.js` never does. Both roles run them,
+  // so the bare proxy's figures stay comparable.
+  const jsDir = join(OUT_DIR, 'js');
+  mkdirSync(jsDir, { recursive: true });
+  for (const name of ['proxy-child', 'bare-proxy']) {
+    const js = stripTypeScriptTypes(readFileSync(new URL(`${name}.ts`, HERE), 'utf8'), { mode: 'strip' }).replaceAll("'./bare-proxy.ts'", "'./bare-proxy.mjs'");
+    writeFileSync(join(jsDir, `${name}.mjs`), js);
+  }
+  CHILD_SCRIPT = pathToFileURL(join(jsDir, 'proxy-child.mjs'));
+}
 const startedAt = new Date();
 const t0 = performance.now();
 let exitCode = 0;
@@ -268,7 +291,7 @@ try {
     `load: autocannon, ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.duration} s per run after a ${settings.warmup} s warm-up; ` +
       `${settings.reps} interleaved repetition(s); medians reported${QUICK ? '  [BENCH_QUICK]' : ''}`,
   );
-  say(`source: commit ${source.commit ?? '?'}${source.srcChangedFiles ? `, ${source.srcChangedFiles} uncommitted change(s) in src/` : ''}, src/ sha256 ${source.srcSha256.slice(0, 12)}`);
+  say(`source: commit ${source.commit ?? '?'}${source.srcChangedFiles ? `, ${source.srcChangedFiles} uncommitted change(s) in src/` : ''}, src/ sha256 ${source.srcSha256.slice(0, 12)}; proxy runs ${settings.code === 'dist' ? 'dist/ (src/ compiled, as npm start does)' : 'src/ (type stripping)'}`);
   if (loadavg()[0]! > ncpu / 2) say(`note: the machine is already busy (1-minute load average ${fmt(loadavg()[0]!)} on ${ncpu} CPUs): expect noisy figures`);
   if (placement && !pinToCpus(process.pid, placement.parent)) throw new Error('could not pin the load generator (set BENCH_PIN=0)');
   say(

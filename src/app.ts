@@ -13,8 +13,12 @@ import { authorize } from './policy/evaluate.ts';
 import type { Client, Policy } from './policy/load.ts';
 import { wouldDeny } from './policy/report.ts';
 import { checkBody, readBody } from './request/body.ts';
+import { checkGraphqlBody, checkGraphqlRequestLine } from './graphql/check.ts';
+import { GraphqlRefusal } from './graphql/errors.ts';
 import { canonicalize, type CanonicalRequest } from './request/canonicalize.ts';
+import { gitChallenge, serveGit } from './git/serve.ts';
 import type { ScopeResolver } from './scope/scope.ts';
+import { enforceStep, listHeaders } from './scope/step.ts';
 
 export interface AppDeps {
   policy: () => Policy;
@@ -54,24 +58,36 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
       const client = await authenticate(req, ctx, deps);
       deps.admit?.(client, ctx);
+      // Git over HTTP: scopes and projects, not rules (src/git/).
+      if (req.git) {
+        await serveGit(incoming, outgoing, req, req.git, client, ctx, deps);
+        return RESPONSE_ALREADY_SENT;
+      }
       const input = { method: req.method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
       const decision = authorize(client, input);
       // Report mode: a request that only lacks a rule goes through, audited as "would-deny".
       const reportOnly = wouldDeny(client, input, decision);
+      // GraphQL denials answer in GraphQL's error format (src/graphql/errors.ts).
+      if (!decision.allow && req.surface === 'graphql' && decision.reason.startsWith('graphql:')) throw new GraphqlRefusal('forbidden', decision.reason);
       if (!decision.allow && !reportOnly) throw new ProxyError('forbidden', decision.reason);
+      if (req.surface === 'graphql') checkGraphqlRequestLine(incoming.url ?? '', req.body);
       ctx.rule = !decision.allow ? null : decision.rule ? `${decision.rule.text} (${decision.rule.source})` : decision.reason;
 
       const body = req.body ? await readBody(incoming, deps.maxBodyBytes, req.body.length) : EMPTY;
       ctx.bytesIn = body.length;
-      checkBody(body, incoming.headers['content-type'], req);
+      if (req.surface === 'graphql') ctx.rule = `${ctx.rule ?? 'graphql'}: ${await checkGraphqlBody(client, body, deps.scope)}`;
+      else checkBody(body, incoming.headers['content-type'], req);
+      // Object rules' constraints and project/group scope (src/scope/enforce.ts).
+      const scoped = req.surface === 'api' ? await enforceStep(client, decision, req, body, incoming.headers['content-type'], ctx, deps.scope) : undefined;
 
       ctx.decision = reportOnly ? 'would-deny' : 'allow';
-      ctx.reason = reportOnly ? decision.reason : null;
+      ctx.reason = reportOnly ? decision.reason : (scoped?.note ?? null);
       await deps.forwarder.forward(incoming, outgoing, {
         ctx,
         target: req.path + (req.forwardQuery ? `?${req.forwardQuery}` : ''),
-        headers: { ...req.forwardHeaders },
+        headers: scoped?.listFilter ? listHeaders(req.forwardHeaders) : { ...req.forwardHeaders },
         body,
+        listFilter: scoped?.listFilter,
         publicBase: deps.publicBase ?? `http://${req.host ?? 'localhost'}`,
         allowsLocation: (location) => allowsLocation(client, location),
         token: client.upstreamToken?.(),
@@ -103,7 +119,10 @@ async function identifyForAudit(rawHeaders: readonly string[], ctx: RequestConte
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     const value = rawHeaders[i + 1]!.trim();
-    const token = name === 'private-token' ? value : name === 'authorization' && /^bearer /i.test(value) ? value.slice(7).trim() : undefined;
+    const token = name === 'private-token' ? value
+      : name === 'authorization' && /^bearer /i.test(value) ? value.slice(7).trim()
+        : name === 'authorization' && /^basic /i.test(value) ? basicPassword(value.slice(6).trim())
+          : undefined;
     if (token === undefined) continue;
     try {
       const identity = await deps.verifier.verify(token, deps.policy());
@@ -114,6 +133,12 @@ async function identifyForAudit(rawHeaders: readonly string[], ctx: RequestConte
     }
     return;
   }
+}
+
+function basicPassword(b64: string): string | undefined {
+  const decoded = Buffer.from(b64, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon === -1 ? undefined : decoded.slice(colon + 1);
 }
 
 function answerOptions(c: Context<Env>, ctx: RequestContext): Response {
@@ -150,12 +175,14 @@ function refuse(c: Context<Env>, ctx: RequestContext, err: unknown, deps: AppDep
   }
   ctx.decision = 'deny';
   ctx.reason = refusal.reason;
-  const { status, body } = errorResponse(refusal);
+  const { status, body } = refusal instanceof GraphqlRefusal ? refusal.response() : errorResponse(refusal);
   ctx.bytesOut = Buffer.byteLength(body);
   // A body we did not read whole, or whose framing we distrust, must not be parsed as the
   // start of the next request on this connection.
   if (refusal.closeConnection || !incoming.complete) c.header('Connection', 'close');
   c.header('X-Request-Id', ctx.reqId);
+  const challenge = refusal.code === 'unauthorized' ? gitChallenge(incoming, deps.publicRoot) : undefined;
+  if (challenge) c.header('WWW-Authenticate', challenge);
   if (refusal instanceof LimitError) c.header('Retry-After', String(refusal.retryAfterSeconds));
   return c.body(body, status as 400, { 'Content-Type': 'application/json' });
 }

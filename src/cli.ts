@@ -17,7 +17,9 @@ import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
 import { wouldDeny } from './policy/report.ts';
 import type { Method } from './policy/rule.ts';
 import { canonicalize } from './request/canonicalize.ts';
+import { explainGraphqlQuery } from './graphql/check.ts';
 import { runServe } from './serve.ts';
+import { offlineNotes } from './scope/explain.ts';
 
 const USAGE: Record<string, string> = {
   main: `gitlab-scope-proxy: a scoped, audited proxy in front of GitLab
@@ -51,12 +53,14 @@ Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECR
 (or PROXY_JWT_SECRET_FILE), or with the PEM private key in FILE (RS256, ES256 or EdDSA,
 chosen by the key's type). Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy),
 issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90d).`,
-  explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME METHOD TARGET
+  explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--graphql-query Q] METHOD TARGET
 
 Prints "allow" or "deny" and the rule or reason that decided, for METHOD TARGET
 (e.g. GET /api/v4/projects/5) as client NAME, without calling GitLab. For a client in
 report mode, a denial the proxy forwards anyway prints "would-deny".
-Exit 0 for allow, 1 for deny or would-deny.`,
+POST /api/graphql prints "needs-body" unless --graphql-query gives the query text to check
+(operations, fields, depth, length; project and group scope needs GitLab and is not checked).
+Exit 0 for allow, 1 for deny, would-deny or needs-body.`,
   learn: `Usage: gitlab-scope-proxy learn --client NAME [--diff [--policies DIR]] [FILE...]
 
 Reads audit logs (FILEs, plain or gzip; standard input when none or "-") and prints the
@@ -200,7 +204,7 @@ function warnIfUnknownClient(client: string): void {
 }
 
 function explain(args: string[]): number {
-  const { values, positionals } = parse(args, { policies: { type: 'string' }, client: { type: 'string' } }, USAGE.explain!, true);
+  const { values, positionals } = parse(args, { policies: { type: 'string' }, client: { type: 'string' }, 'graphql-query': { type: 'string' } }, USAGE.explain!, true);
   if (values.help) return help('explain');
   const name = values.client as string | undefined;
   if (!name || positionals.length !== 2) throw new UsageError(`--client, METHOD and TARGET are required\n\n${USAGE.explain}`);
@@ -231,8 +235,21 @@ function explain(args: string[]): number {
     }
     const input = { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
     const decision = authorize(client, input);
+    if (decision.allow && req.surface === 'graphql') {
+      // POST /api/graphql: the JSON body decides (src/graphql/).
+      const query = values['graphql-query'] as string | undefined;
+      if (query === undefined) {
+        console.log(`needs-body\t${decision.reason}: the JSON body decides (POST, Content-Type: application/json, no query string); check one with --graphql-query '{ ... }'`);
+        return 1;
+      }
+      const scoped = client.projects !== undefined || client.groups !== undefined;
+      console.log(`allow\t${decision.reason}: ${explainGraphqlQuery(client, query)}${scoped ? '\t(project and group scope is checked against GitLab when served)' : ''}`);
+      return 0;
+    }
     if (decision.allow) {
-      console.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}`);
+      // Constraints and project/group scope are checked per request (src/scope/explain.ts).
+      const notes = offlineNotes(client, decision, input.method, input.segments);
+      console.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}${notes.length ? `\t(${notes.join('; ')})` : ''}`);
       return 0;
     }
     console.log(wouldDeny(client, input, decision) ? `would-deny\t${decision.reason}\t(report mode: forwarded and audited)` : `deny\t${decision.reason}`);

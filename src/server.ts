@@ -163,7 +163,20 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     admit: (client, ctx) => limiter.admit(client, ctx),
     scope,
   });
-  const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false });
+  // The adapter refuses some requests before the app sees them (a Host it cannot build a URL
+  // from, no Host at all on HTTP/1.0, an absolute-form target it cannot parse). It calls this
+  // handler synchronously from the listener, so `current` is that request's context.
+  let current: RequestContext | undefined;
+  const adapterRefusal = (): Response => {
+    const refusal = malformed('unreadable-request', 'the request target or Host header cannot be read');
+    if (current) {
+      current.reason = refusal.reason;
+      current.decision = 'deny';
+    }
+    const { status, body } = errorResponse(refusal);
+    return new Response(body, { status, headers: { 'content-type': 'application/json', connection: 'close' } });
+  };
+  const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false, errorHandler: adapterRefusal });
 
   let cutting = false;
   const finish = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse): void => {
@@ -180,7 +193,8 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   const serverOptions: ServerOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
     insecureHTTPParser: false,
-    requireHostHeader: true,
+    // A missing Host is refused by the adapter (adapterRefusal), so that it is audited too.
+    requireHostHeader: false,
     joinDuplicateHeaders: false,
     keepAliveTimeout: config.limits.clientIdleTimeoutMs,
     headersTimeout: 30_000,
@@ -199,7 +213,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       refuseUnaudited(ctx, res);
       return;
     }
+    current = ctx;
     void honoListener(req, res);
+    current = undefined;
   };
   const server: Server = state.tls
     ? (createHttpsServer({ ...serverOptions, cert: state.tls.cert, key: state.tls.key }, onRequest) as unknown as Server)
@@ -207,6 +223,11 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   // A client that stops reading (or sending) for longer than any legitimate pause is cut, so
   // it cannot hold a connection to GitLab forever.
   server.timeout = Math.max(config.limits.clientIdleTimeoutMs, config.limits.upstreamResponseTimeoutMs) + 5000;
+  // CONNECT would open a tunnel; Node hands it to this event instead of the request listener.
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const record = answerClientError(Object.assign(new Error('CONNECT'), { code: 'CONNECT' }), socket, audit, req);
+    if (record) metrics.request(record);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const record = answerClientError(err, socket, audit);
     if (record) metrics.request(record);
@@ -346,22 +367,25 @@ function refuseUnaudited(ctx: RequestContext, res: ServerResponse): void {
 
 /** Requests Node's parser refuses never reach the app (duplicate Content-Length, bad
  *  chunked framing, oversized headers): answer them in GitLab's format and audit them too. */
-function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: AuditLog): AuditRecord | undefined {
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: AuditLog, req?: IncomingMessage): AuditRecord | undefined {
   const code = err.code ?? 'HPE_ERROR';
   if (code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return undefined;
   }
   const tooLarge = code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const body = tooLarge ? JSON.stringify({ message: '431 Request Header Fields Too Large' }) : errorResponse(malformed('unparseable')).body;
+  const connect = code === 'CONNECT';
+  const status = tooLarge ? 431 : connect ? 405 : 400;
+  const body = tooLarge ? JSON.stringify({ message: '431 Request Header Fields Too Large' })
+    : connect ? JSON.stringify({ message: '405 Method Not Allowed' })
+    : errorResponse(malformed('unparseable')).body;
   const record: AuditRecord = {
-    reqId: 'parse-error', client: null, jti: null, method: '', path: '', queryKeys: [], rule: null,
-    decision: 'deny', reason: `unparseable:${code}`, status, durationMs: 0, upstreamMs: null,
+    reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null,
+    decision: 'deny', reason: connect ? 'method' : `unparseable:${code}`, status, durationMs: 0, upstreamMs: null,
     bytesIn: 0, bytesOut: Buffer.byteLength(body), ip: socket.remoteAddress ?? null, userAgent: null,
   };
   audit.write(record);
-  socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : connect ? 'Method Not Allowed' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   return record;
 }
 

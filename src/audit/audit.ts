@@ -67,26 +67,46 @@ export function createAuditLog(path: string | undefined, onError: (err: Error) =
   return auditLogTo(dest);
 }
 
+/**
+ * Audit lines go straight to `dest` (pino's destination from createAuditLog, or the
+ * AuditSink): one `write` per line, synchronously, as pino would call it. The line is the
+ * one pino wrote with this log's settings (no level, no base fields, `time` first, then the
+ * record's own fields in order), built without pino's generic serializer: the record is a
+ * flat object of strings, numbers, null and string arrays, which JSON.stringify handles
+ * exactly like pino, at a fraction of the cost per line.
+ */
 export function auditLogTo(dest: DestinationStream): AuditLog {
-  const logger: Logger = pino(
-    {
-      base: null,
-      // Audit lines carry no level. With an empty level, the line opens with the timestamp,
-      // so it is written without pino's usual leading comma.
-      formatters: { level: () => ({}) },
-      timestamp: () => `"time":"${new Date().toISOString()}"`,
-    },
-    dest,
-  );
+  const flushable = dest as DestinationStream & { flush?: (cb: (err?: Error) => void) => void };
   return {
-    write: (record) => logger.info(record),
+    write: (record) => {
+      dest.write(`{"time":"${isoNow()}",${JSON.stringify(record).slice(1)}\n`);
+      // Lines about the proxy itself (reloads, a resumed log) are rare: written at once rather
+      // than with the next batch of request lines (src/ops/audit-sink.ts).
+      if (record.client === 'system' && typeof flushable.flush === 'function') flushable.flush(() => undefined);
+    },
     flush: () =>
       new Promise((resolve) => {
-        const flushable = dest as DestinationStream & { flush?: (cb: (err?: Error) => void) => void };
         if (typeof flushable.flush === 'function') flushable.flush(() => resolve());
         else resolve();
       }),
   };
+}
+
+// new Date().toISOString() costs more than the rest of the line's timestamp handling: the
+// part up to the second is cached and the milliseconds appended.
+let cachedSecond = -1;
+let cachedPrefix = '';
+
+/** The current time as toISOString() writes it ("2024-05-01T12:00:00.123Z"). */
+export function isoNow(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  const ms = now - second * 1000;
+  return `${cachedPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }
 
 /** Operational logs (start, reloads, errors): separate from the audit stream, on stderr. */

@@ -7,10 +7,11 @@
 import { Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse, type ClientRequest } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
-import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
+import { createProxyMiddleware, proxyEventsPlugin, type RequestHandler } from 'http-proxy-middleware';
 import { markUpstreamResponse, markUpstreamStart, type RequestContext } from '../context.ts';
 import { errorResponse, ProxyError } from '../errors.ts';
 import { isLfsJson, localLocation, rewriteLink, stripLfsAuthorization } from './rewrite.ts';
+import { respondFilteredList } from '../scope/list-filter.ts';
 
 export interface ForwardSettings {
   gitlabUrl: URL;
@@ -38,6 +39,14 @@ export interface ForwardPlan {
   allowsLocation: (path: string) => boolean;
   /** The client's own GitLab token (upstream_token_file/_env), instead of settings.token(). */
   token?: string | undefined;
+  /** A scoped client's list answer (GET /projects, /groups...): keeps an item of the JSON
+   *  array; the answer is read whole and filtered (src/scope/list-filter.ts). */
+  listFilter?: ((item: unknown) => boolean) | undefined;
+  /** Git routes: send the token as the Basic-auth password of user "oauth2" instead of as
+   *  PRIVATE-TOKEN. GitLab's git HTTP auth reads only Basic credentials and accepts a PAT as
+   *  the password whatever the user name (lib/gitlab/auth.rb find_for_git_client ->
+   *  personal_access_token_check). */
+  basicAuth?: boolean;
 }
 
 const PLAN = Symbol('gitlab-scope-proxy.plan');
@@ -62,7 +71,13 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
   const agent = settings.agent ?? (settings.gitlabUrl.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions));
 
   const proxy: RequestHandler = createProxyMiddleware({
-    target: settings.gitlabUrl.origin,
+    // A URL object, parsed once: given a string, http-proxy-middleware and httpxy would each
+    // parse it again for every request.
+    target: new URL(settings.gitlabUrl.origin),
+    // Only the `on:` handlers below: the default plugins' logger builds a URL per response
+    // (to log it nowhere) and their error responder is replaced by `on.error`.
+    ejectPlugins: true,
+    plugins: [proxyEventsPlugin],
     changeOrigin: true,
     xfwd: false,
     agent,
@@ -121,7 +136,7 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
       req.url = settings.gitlabRoot + plan.target;
       const headers: Record<string, string> = {
         ...plan.headers,
-        'private-token': plan.token ?? settings.token(),
+        ...credentialHeader(plan.token ?? settings.token(), plan.basicAuth === true),
         'x-request-id': plan.ctx.reqId,
       };
       if (plan.body.length > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
@@ -133,6 +148,10 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
     },
     close: () => agent.destroy(),
   };
+}
+
+function credentialHeader(token: string, basic: boolean): Record<string, string> {
+  return basic ? { authorization: `Basic ${Buffer.from(`oauth2:${token}`).toString('base64')}` } : { 'private-token': token };
 }
 
 /**
@@ -165,6 +184,10 @@ function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: ForwardPl
   const headers = responseHeaders(proxyRes, plan, settings);
   if (isLfsJson(proxyRes.headers['content-type'])) {
     respondLfs(proxyRes, res, status, headers, plan);
+    return;
+  }
+  if (plan.listFilter) {
+    respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter, (refusal) => sendRefusal(res, plan, refusal));
     return;
   }
   proxyRes.on('data', (chunk: Buffer) => (plan.ctx.bytesOut += chunk.length));

@@ -1,5 +1,6 @@
 // Authorization: a pure function from a client and a canonical request to a decision with
 // the rule or reason behind it. Deny by default. No HTTP framework here.
+import { authorizeGraphql } from '../graphql/check.ts';
 import type { Client } from './load.ts';
 import type { Method, Rule } from './rule.ts';
 
@@ -7,7 +8,7 @@ export interface AuthorizeInput {
   method: Method;
   segments: readonly string[];
   formatAlias: readonly string[] | undefined;
-  surface: 'api' | 'outside';
+  surface: 'api' | 'graphql' | 'outside';
 }
 
 export type Decision =
@@ -23,6 +24,11 @@ const NUMERIC_ID = /^[1-9][0-9]{0,18}$/;
 const ENCODED_FULL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:%2[Ff][A-Za-z0-9_][A-Za-z0-9_.-]*)+$/;
 
 export function authorize(client: Client, req: AuthorizeInput): Decision {
+  if (req.surface === 'graphql') {
+    // POST /api/graphql: the client's graphql: policy, checked on the body (src/graphql/).
+    const gql = authorizeGraphql(client, req.method);
+    return gql.allow ? { allow: true, rule: undefined, reason: gql.reason, params: {} } : deny(gql.reason);
+  }
   if (req.surface !== 'api') return deny('not-api: only /api/v4 is served');
   // Grape may read "x.json" as "x": a fixed denial of either reading stands.
   const aliasFixed = req.formatAlias ? fixedDecision(client, req.method, req.formatAlias) : undefined;

@@ -3,17 +3,20 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLSeq } from 'yaml';
 import { BUILTIN_POLICY_DIR, completeClient, presetFinder, Presets, type PresetFinder } from './extends.ts';
 import type { RateLimitSpec } from '../limits/client-limits.ts';
 import { clientOpsSettings } from '../ops/client-settings.ts';
 import { Matcher } from './matcher.ts';
 import type { PolicyTest } from './policy-tests.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
+import { parseObjectRule, RuleKeyError } from './constraints.ts';
+import { applyClientScope } from '../scope/client-scope.ts';
 import type { z } from 'zod';
 import { CLIENT_NAME, ClientSchema, PolicyFileShape, type ClientDoc } from './schema.ts';
 import type { ScopePattern } from '../scope/scope.ts';
 import type { TokenScope } from '../scope/token-scopes.ts';
+import { compileGraphqlPolicy, graphqlPolicyProblems, type GraphqlPolicy } from '../graphql/policy.ts';
 
 export interface Client {
   name: string;
@@ -46,6 +49,8 @@ export interface Client {
   groups: readonly ScopePattern[] | undefined;
   /** `scopes:`: shorthands mirroring GitLab token scopes (docs/policy.md). */
   scopes: ReadonlySet<TokenScope>;
+  /** `graphql:` (src/graphql/policy.ts); undefined: only read_api's default, if any. */
+  graphql?: GraphqlPolicy;
 }
 
 export interface Policy {
@@ -150,6 +155,9 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
     report([], top.error.issues);
     return;
   }
+  // Each client's `allow:` sequence, found once: looking each rule up from the root (getIn)
+  // scans the `clients:` map from its start, quadratic in the number of clients.
+  const allowNodes = allowSequences(doc);
   for (const [name, raw] of Object.entries(top.data.clients)) {
     const nameOffset = keyOffset(doc, ['clients', name]);
     const where = `${file}:${lineCounter.linePos(nameOffset ?? 0).line}`;
@@ -166,14 +174,21 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
     // Rules are checked even when other keys are wrong, so every problem shows at once.
     const spec = (parsed.success ? parsed.data : raw) as ClientDoc;
     const client = buildClient(name, spec, where,
-      (i, msg) => at(offsetOf(doc, ['clients', name, 'allow', i]), msg),
+      (i, msg, keyPath) => at(offsetOf(doc, ['clients', name, 'allow', i, ...keyPath]), msg),
       (msg) => at(offsetOf(doc, ['clients', name, 'tokens_issued_after']), msg),
-      (i) => `${file}:${lineOf(['clients', name, 'allow', i])}`);
+      (i) => `${file}:${lineCounter.linePos(allowNodes.get(name)?.items[i]?.range?.[0] ?? offsetOf(doc, ['clients', name, 'allow', i]) ?? 0).line}`);
     // upstream token and rate limit (src/ops/client-settings.ts): problems at their keys.
     if (client && parsed.success) Object.assign(client, clientOpsSettings(parsed.data, (key, msg) => at(offsetOf(doc, ['clients', name, key]), msg)));
+    // graphql: (src/graphql/policy.ts): compiled here, problems at the key.
+    if (client && parsed.success && parsed.data.graphql) {
+      for (const msg of graphqlPolicyProblems(parsed.data.graphql)) at(offsetOf(doc, ['clients', name, 'graphql', 'fields']), msg);
+      client.graphql = compileGraphqlPolicy(parsed.data.graphql);
+    }
     const located = (path: readonly PropertyKey[]) => ({ file, ...lineCounter.linePos(offsetOf(doc, ['clients', name, ...path]) ?? 0) });
     const complete = completeClient(client, spec, parsed.success, presets, located, problems);
-    if (client && complete && parsed.success && CLIENT_NAME.test(name)) clients.set(name, client);
+    // projects:, groups:, scopes: (src/scope/client-scope.ts): problems at their entries.
+    const scoped = applyClientScope(client, raw, (path, msg) => at(offsetOf(doc, ['clients', name, ...path]), msg), () => `${file}:${lineOf(['clients', name, 'scopes'])}`);
+    if (client && complete && scoped && parsed.success && CLIENT_NAME.test(name)) clients.set(name, client);
   }
 }
 
@@ -181,7 +196,7 @@ function buildClient(
   name: string,
   spec: ClientDoc,
   source: string,
-  ruleProblem: (index: number, message: string) => void,
+  ruleProblem: (index: number, message: string, keyPath: readonly PropertyKey[]) => void,
   timeProblem: (message: string) => void,
   ruleSource: (index: number) => string,
 ): Client | undefined {
@@ -189,12 +204,13 @@ function buildClient(
   const rules: Rule[] = [];
   const allow: unknown[] = Array.isArray(spec.allow) ? spec.allow : [];
   allow.forEach((text, i) => {
-    if (typeof text !== 'string') return;
+    if (typeof text !== 'string' && (text === null || typeof text !== 'object' || Array.isArray(text))) return;
     try {
-      rules.push(parseRule(text, ruleSource(i)));
+      // A map is an object rule (method, path, constraints: src/policy/constraints.ts).
+      rules.push(typeof text === 'string' ? parseRule(text, ruleSource(i)) : parseObjectRule(text, ruleSource(i)));
     } catch (err) {
       if (!(err instanceof RuleSyntaxError)) throw err;
-      ruleProblem(i, err.message);
+      ruleProblem(i, err.message, err instanceof RuleKeyError ? err.keyPath : []);
       ok = false;
     }
   });
@@ -230,6 +246,19 @@ function toUnixSeconds(value: string | number | Date | undefined): number | unde
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : null;
   const ms = value instanceof Date ? value.getTime() : Date.parse(value);
   return Number.isNaN(ms) ? null : Math.floor(ms / 1000);
+}
+
+/** Each client's `allow:` sequence node, by client name. */
+function allowSequences(doc: Document): Map<string, YAMLSeq<{ range?: [number, number, number] | null }>> {
+  const out = new Map<string, YAMLSeq<{ range?: [number, number, number] | null }>>();
+  const clients = doc.get('clients', true);
+  if (!isMap(clients)) return out;
+  for (const pair of clients.items) {
+    if (!isScalar(pair.key) || typeof pair.key.value !== 'string' || !isMap(pair.value)) continue;
+    const allow = pair.value.get('allow', true);
+    if (isSeq(allow)) out.set(pair.key.value, allow as YAMLSeq<{ range?: [number, number, number] | null }>);
+  }
+  return out;
 }
 
 /** Offset of the node at `path` (or of its nearest existing ancestor). */

@@ -50,6 +50,28 @@ export class Matcher {
     return rule ? { rule, params } : undefined;
   }
 
+  /**
+   * Every rule that allows `method` on `segments`, most specific first (the order `match`
+   * tries them in), each with its own parameters: object rules with constraints are tried
+   * in this order until one passes (src/scope/enforce.ts).
+   */
+  matchAll(method: Method, segments: readonly string[]): Match[] {
+    const out: Match[] = [];
+    const walk = (node: Node, i: number, params: Record<string, string>): void => {
+      if (i === segments.length) {
+        for (const rule of node.end) if (rule.methods.has(method)) out.push({ rule, params });
+      } else {
+        const seg = segments[i]!;
+        const lit = node.literals.get(seg);
+        if (lit) walk(lit, i + 1, params);
+        for (const [name, child] of node.params) walk(child, i + 1, name === '*' ? params : { ...params, [name]: seg });
+      }
+      for (const rule of node.globstar) if (rule.methods.has(method)) out.push({ rule, params });
+    };
+    walk(this.#root, 0, {});
+    return out;
+  }
+
   /** Every rule whose path matches, whatever its methods (for explaining a denial). */
   pathMatches(segments: readonly string[]): Rule[] {
     const found: Rule[] = [];

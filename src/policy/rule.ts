@@ -4,6 +4,8 @@
 // `:name` is exactly one non-empty raw segment (an encoded slash stays inside it);
 // `*` is one segment; `**` is zero or more trailing segments, last position only.
 
+import type { RuleConstraints } from './constraints.ts';
+
 export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 export type Method = (typeof METHODS)[number];
 
@@ -20,6 +22,9 @@ export interface Rule {
   segments: Segment[];
   /** Where it was written: "policies/packit.yaml:7". */
   source: string;
+  /** Object rules only: query/body constraints, deny_fields and the rule's own
+   *  projects/groups (src/policy/constraints.ts). */
+  constraints?: RuleConstraints;
 }
 
 export class RuleSyntaxError extends Error {

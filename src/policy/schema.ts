@@ -1,6 +1,8 @@
 // The policy file's shape, defined once: the loader validates with it and the JSON Schema
 // shipped for editors is generated from it, so the two cannot drift apart.
 import { z } from 'zod';
+import { GraphqlPolicySchema } from '../graphql/policy.ts';
+import { TOKEN_SCOPES } from '../scope/token-scopes.ts';
 
 export const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** A preset's name, which is also its file name without ".yaml". */
@@ -22,6 +24,26 @@ export const PolicyTestSchema = z.union(
   ],
   { error: 'a test is "- allow: METHOD PATH" or "- deny: METHOD PATH"' },
 );
+
+const ScopeListSchema = (what: string) =>
+  z.array(z.union([z.string(), z.number().int().min(1)]), { error: `a list of ${what} full paths or numeric ids` }).optional();
+
+/** An object rule, for the JSON Schema only: the loader reads it with src/policy/constraints.ts,
+ *  which reports each mistake at its own key. */
+const ConstraintSchema = z.union([
+  z.union([z.string(), z.number(), z.boolean(), z.null()]).describe('Exactly this value.'),
+  z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).min(1).describe('One of these values.'),
+  z.strictObject({ pattern: z.string().describe('A regular expression (JavaScript, unicode); anchor it with ^ and $.') }),
+]);
+export const RuleObjectSchema = z.strictObject({
+  method: z.union([z.string(), z.array(z.string()).min(1)]).describe('A method, a list or a comma string: POST, [GET, POST], "GET,POST", *.'),
+  path: z.string().describe('The path, as in "METHODS PATH" rules: /api/v4/projects/:id/hooks.'),
+  body: z.record(z.string(), ConstraintSchema).optional().describe('Body fields the request must carry, each matching its constraint.'),
+  query: z.record(z.string(), ConstraintSchema).optional().describe('Query parameters the request must carry, each matching its constraint.'),
+  deny_fields: z.array(z.string()).optional().describe('Keys that refuse the request when present in its body or query.'),
+  projects: ScopeListSchema('project').describe('Narrow this rule to these projects (on top of the client\'s projects:).'),
+  groups: ScopeListSchema('group').describe('Narrow this rule to these groups (on top of the client\'s groups:).'),
+});
 
 export const ClientSchema = z.strictObject({
   description: z.string().optional().describe('What this client is, for people reading the policy.'),
@@ -57,9 +79,18 @@ export const ClientSchema = z.strictObject({
     .optional()
     .describe('Requests allowed at once after a quiet spell (the token bucket\'s size); defaults to the N of rate_limit.'),
   allow: z
-    .array(z.string())
+    .array(z.union([z.string(), z.record(z.string(), z.unknown())]))
     .optional()
-    .describe('Rules "METHODS PATH": e.g. "GET,POST /api/v4/projects/:id/merge_requests/:iid/notes".'),
+    .describe('Rules "METHODS PATH": e.g. "GET,POST /api/v4/projects/:id/merge_requests/:iid/notes", or maps with method:, path: and constraints (docs/policy.md).'),
+  projects: ScopeListSchema('project')
+    .describe('Projects this client may name: full paths ("acme/docs"), "*" for one path segment ("acme/platform/*"), "**" for any depth, or numeric ids. Without it: no project scope.'),
+  groups: ScopeListSchema('group')
+    .describe('Groups this client may name, written like projects:. Groups and projects are separate lists: a group here does not put its projects in scope.'),
+  scopes: z
+    .array(z.enum(TOKEN_SCOPES, { error: `unknown scope name: use ${TOKEN_SCOPES.join(', ')}` }))
+    .optional()
+    .describe('Shorthands mirroring GitLab token scopes: read_api (every GET/HEAD under /api/v4), read_user (/user, /users reads), read_repository and write_repository (git over HTTP).'),
+  graphql: GraphqlPolicySchema.optional(),
   extends: z
     .string()
     .regex(PRESET_REF, 'extends names a preset such as "presets/glean-readonly" (no ".yaml", no "..")')
@@ -103,6 +134,9 @@ export type PolicyTestDoc = z.infer<typeof PolicyTestSchema>;
 
 /** JSON Schema (draft-07) for editors: a policy file or a preset file. */
 export function policyJsonSchema(): unknown {
-  const file = z.union([PolicyFileSchema, PresetFileSchema]).describe('A gitlab-scope-proxy policy file (clients:) or preset file (preset:).');
+  // Object rules are read by src/policy/constraints.ts; editors get their exact shape.
+  const client = ClientSchema.extend({ allow: z.array(z.union([z.string(), RuleObjectSchema])).optional().describe(ClientSchema.shape.allow.description ?? '') });
+  const policyFile = z.strictObject({ clients: z.record(z.string().regex(CLIENT_NAME, 'client names are lower case letters, digits, . _ -'), client) });
+  const file = z.union([policyFile, PresetFileSchema]).describe('A gitlab-scope-proxy policy file (clients:) or preset file (preset:).');
   return z.toJSONSchema(file, { target: 'draft-7', io: 'input', unrepresentable: 'any' });
 }

@@ -3,14 +3,16 @@
 // is evaluated on this reading and the proxy forwards exactly these bytes.
 // The rules and the GitLab behaviour behind each are listed in docs/security.md.
 import { malformed, ProxyError } from '../errors.ts';
+import { gitHeaderRules, gitRoute, type GitRoute } from '../git/route.ts';
 import { readHeaders, type ClientCredential } from './headers.ts';
 import { parseParams, type Param } from './query.ts';
 
 export type RequestMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
 const METHODS = new Set<string>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
-/** Where under the proxy's root a path points. Only `api` can ever be forwarded. */
-export type Surface = 'api' | 'outside';
+/** Where under the proxy's root a path points. `api` is /api/v4/..., `graphql` exactly
+ *  /api/graphql (src/graphql/; /api/glql and /api/graphql.json stay `outside`). */
+export type Surface = 'api' | 'graphql' | 'outside';
 
 export interface CanonicalRequest {
   method: RequestMethod;
@@ -30,6 +32,8 @@ export interface CanonicalRequest {
   forwardHeaders: Readonly<Record<string, string>>;
   host: string | undefined;
   body: { length: number | undefined; mediaType: string | undefined } | undefined;
+  /** A git smart-HTTP route (src/git/route.ts); undefined for every other path. */
+  git?: GitRoute | undefined;
 }
 
 /** Query keys that carry a credential GitLab would honour (lib/gitlab/auth/auth_finders.rb,
@@ -46,7 +50,8 @@ const CONTROL = /[\x00-\x1f\x7f\\]/;
 export function canonicalize(method: string, rawTarget: string, rawHeaders: readonly string[], root: string): CanonicalRequest {
   // Workhorse accepts only the exact upper-case method names (rejectmethods/middleware.go).
   if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { detail: 'method not allowed', closeConnection: true });
-  const headers = readHeaders(rawHeaders);
+  const gitRules = gitHeaderRules(method, rawTarget.split('?', 1)[0]!, root);
+  const headers = readHeaders(rawHeaders, gitRules);
 
   // Origin-form only: Node keeps absolute-form targets in req.url (smuggling vector).
   if (!rawTarget.startsWith('/')) throw malformed('absolute-form', 'request target must be a path');
@@ -78,6 +83,9 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
   const formatAlias = last !== undefined && /(?:\.|%2e)json$/i.test(last)
     ? [...segments.slice(0, -1), last.replace(/(?:\.|%2e)json$/i, '')]
     : undefined;
+  const git = gitRules && surface === 'outside'
+    ? gitRoute(method, segments, query, method === 'POST' ? mediaType(headers.contentType) : undefined, headers.forward['git-protocol'])
+    : undefined;
 
   return {
     method: method as RequestMethod,
@@ -91,6 +99,7 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     forwardHeaders: headers.forward,
     host: headers.host,
     body: hasBody ? { length: headers.contentLength, mediaType: mediaType(headers.contentType) } : undefined,
+    git,
   };
 }
 
@@ -114,7 +123,9 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   }
   const segments = rel === '/' ? [] : rel.slice(1).split('/');
   for (const seg of segments) checkSegment(seg);
-  if (surface === 'api' && (segments[0] !== 'api' || segments[1] !== 'v4')) surface = 'outside';
+  if (surface === 'api' && (segments[0] !== 'api' || segments[1] !== 'v4')) {
+    surface = segments.length === 2 && segments[0] === 'api' && segments[1] === 'graphql' ? 'graphql' : 'outside';
+  }
   return { segments, surface };
 }
 

@@ -2,6 +2,7 @@
 // from Node, pulls out the client's credential, and builds the outbound header set from an
 // allowlist, so nothing the client sends reaches GitLab unless it is named here.
 import { malformed, ProxyError } from '../errors.ts';
+import type { GitHeaderRules } from '../git/route.ts';
 
 /** Headers that must appear at most once: Node keeps the first of some duplicates and joins
  *  others, while Puma/Rack keeps the last, so two copies have two readings. */
@@ -40,7 +41,9 @@ export interface HeaderReading {
 
 const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 
-export function readHeaders(rawHeaders: readonly string[]): HeaderReading {
+/** `git`: the extra rules of a git route (src/git/route.ts): more headers forwarded, each at
+ *  most once, and a gzip request body. */
+export function readHeaders(rawHeaders: readonly string[], git?: GitHeaderRules): HeaderReading {
   const values = new Map<string, string>();
   const forwardNames: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -51,11 +54,11 @@ export function readHeaders(rawHeaders: readonly string[]): HeaderReading {
     if (name.includes('_')) throw malformed('underscore-header', 'header names may not contain "_"');
     const prior = values.get(name);
     if (prior !== undefined) {
-      if (SINGLE.has(name)) throw malformed('duplicate-header', `duplicate ${name} header`);
+      if (SINGLE.has(name) || git?.forward.includes(name)) throw malformed('duplicate-header', `duplicate ${name} header`);
       values.set(name, `${prior}, ${value}`);
     } else {
       values.set(name, value);
-      if (FORWARD.has(name)) forwardNames.push(name);
+      if (FORWARD.has(name) || git?.forward.includes(name)) forwardNames.push(name);
     }
   }
 
@@ -72,7 +75,7 @@ export function readHeaders(rawHeaders: readonly string[]): HeaderReading {
   if (te !== undefined && cl !== undefined) throw malformed('te-and-cl', 'both transfer-encoding and content-length');
   if (cl !== undefined && !/^[0-9]{1,15}$/.test(cl)) throw malformed('content-length', 'invalid content-length');
   const ce = values.get('content-encoding');
-  if (ce !== undefined && ce.toLowerCase() !== 'identity') {
+  if (ce !== undefined && ce.toLowerCase() !== 'identity' && !(git?.gzip && ce.toLowerCase() === 'gzip')) {
     throw new ProxyError('unsupported-media', 'content-encoding', { detail: 'compressed request bodies are not accepted', closeConnection: true });
   }
 

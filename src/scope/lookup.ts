@@ -31,7 +31,8 @@ export function gitlabLookup(settings: LookupSettings): ScopeLookup {
         const status = res.statusCode ?? 502;
         if (status !== 200) {
           res.resume();
-          resolve({ status, body: undefined });
+          const location = res.headers.location;
+          resolve({ status, body: undefined, location: typeof location === 'string' ? location : undefined });
           return;
         }
         const chunks: Buffer[] = [];

@@ -96,7 +96,7 @@ export function scopeList(client: Pick<Client, 'projects' | 'groups'>, kind: Sco
 
 /** How the resolver asks GitLab: GET `path` (e.g. "/api/v4/projects/5") with the proxy's
  *  token; the status and, for 200, the parsed JSON body. Throws when GitLab cannot be reached. */
-export type ScopeLookup = (path: string) => Promise<{ status: number; body: unknown }>;
+export type ScopeLookup = (path: string) => Promise<{ status: number; body: unknown; location?: string | undefined }>;
 
 export interface ScopeResolverOptions {
   lookup: ScopeLookup;
@@ -161,11 +161,19 @@ export class ScopeResolver {
   }
 
   async #fetch(kind: ScopeKind, idOrPath: string, key: string): Promise<ScopeTarget | null> {
-    const ref = NUMERIC.test(idOrPath) ? idOrPath : encodeURIComponent(idOrPath);
-    const path = `/api/v4/${kind === 'project' ? 'projects' : 'groups'}/${ref}`;
-    let answer: { status: number; body: unknown };
+    const area = `/api/v4/${kind === 'project' ? 'projects' : 'groups'}/`;
+    let ref = NUMERIC.test(idOrPath) ? idOrPath : encodeURIComponent(idOrPath);
+    let answer: { status: number; body: unknown; location?: string | undefined };
     try {
-      answer = await this.#opts.lookup(path);
+      answer = await this.#opts.lookup(area + ref);
+      // A renamed or moved project named by its old path: GitLab answers GET with 301 to the
+      // project by id or current path (gitlab!128642, lib/api/helpers.rb find_project!).
+      // Followed once, and only to the same kind of resource.
+      const moved = answer.status >= 301 && answer.status <= 308 ? movedRef(answer.location, area) : undefined;
+      if (moved !== undefined) {
+        ref = moved;
+        answer = await this.#opts.lookup(area + ref);
+      }
     } catch {
       return null;
     }
@@ -191,6 +199,29 @@ export class ScopeResolver {
       this.#cache.delete(oldest);
     }
   }
+}
+
+/** The :id of a redirect to `area` (".../api/v4/projects/"), still encoded, when it is a
+ *  numeric id or an encoded full path. */
+function movedRef(location: string | undefined, area: string): string | undefined {
+  if (!location) return undefined;
+  let path: string;
+  try {
+    path = new URL(location, 'http://gitlab.invalid').pathname;
+  } catch {
+    return undefined;
+  }
+  const at = path.indexOf(area);
+  if (at === -1) return undefined;
+  const raw = path.slice(at + area.length).split('/')[0] ?? '';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+  if (NUMERIC.test(decoded)) return decoded;
+  return isFullPath(decoded) ? encodeURIComponent(decoded) : undefined;
 }
 
 function isFullPath(value: string): boolean {

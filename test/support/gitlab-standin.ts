@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { runHttpBackend } from './git-backend.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -29,6 +30,8 @@ export interface StandIn {
   close(): Promise<void>;
   /** Resolves when at least n requests have been recorded (or rejects after timeoutMs, default 2000). */
   waitForRequests(n: number, timeoutMs?: number): Promise<void>;
+  /** Serve git over HTTP from these bare repositories (`<full path>.git`, test/support/git-backend.ts). */
+  serveGitFrom(projectRoot: string): void;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -89,6 +92,7 @@ interface State {
   notes: Map<string, Json[]>;
   hooks: Map<number, Json[]>;
   nextId: number;
+  gitRoot?: string;
 }
 interface Ctx {
   req: IncomingMessage;
@@ -578,6 +582,8 @@ async function dispatch(state: State, root: string, rec: RecordedRequest, req: I
     return query.has('X-Amz-Signature') ? sendText(res, 200, EMPTY_ZIP, 'application/zip')
       : sendText(res, 403, '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>', 'application/xml');
   }
+  const git = /^\/(.+)\.git\/(info\/refs|git-upload-pack|git-receive-pack)$/.exec(rec.path.slice(root.length));
+  if (git && state.gitRoot !== undefined) return serveGit(state, rec, req, res, git[1]!, git[2]!);
   if (decodeOnce(rel[0]) !== 'api') return sendText(res, 404, '404 page not found\n');
   res.setHeader('Cache-Control', 'max-age=0, private, must-revalidate');
   res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -595,6 +601,23 @@ async function dispatch(state: State, root: string, rec: RecordedRequest, req: I
   if (body === null) return sendJson(res, 400, { error: 'message body does not match declared format' });
   const params: Json = { ...Object.fromEntries(query), ...body };
   await match.route.handle({ req, res, rec, state, query, params, segments, route: match.params });
+}
+
+/** Git over HTTP: a PAT as the Basic password with any user name (lib/gitlab/auth.rb
+ *  find_for_git_client), the project found as the API finds it (any case, renamed paths),
+ *  answered by `git http-backend`. */
+function serveGit(state: State, rec: RecordedRequest, req: IncomingMessage, res: ServerResponse, fullPath: string, tail: string): void {
+  const basic = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(rec.headers.authorization ?? '');
+  const pair = basic ? Buffer.from(basic[1]!, 'base64').toString('utf8') : '';
+  if (!pair.includes(':') || !state.tokens.has(pair.slice(pair.indexOf(':') + 1))) {
+    res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="GitLab"', 'Content-Type': 'text/plain' });
+    res.end('HTTP Basic: Access denied\n');
+    return;
+  }
+  const found = findProject(state, encodeURIComponent(fullPath));
+  if (found === undefined) return sendText(res, 404, 'The project you were looking for could not be found.\n');
+  const current = 'movedTo' in found ? found.movedTo : found.project.fullPath;
+  runHttpBackend({ req, res, body: rec.body, projectRoot: state.gitRoot!, pathInfo: `/${current}.git/${tail}`, query: rec.query, remoteUser: BOT.username });
 }
 
 function normaliseRoot(root: string | undefined): string {
@@ -641,6 +664,7 @@ export async function startGitLabStandIn(opts: StandInOptions): Promise<StandIn>
     url: state.base,
     requests,
     reset: () => { requests.length = 0; },
+    serveGitFrom: (projectRoot) => { state.gitRoot = projectRoot; },
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
