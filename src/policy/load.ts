@@ -8,6 +8,7 @@ import { BUILTIN_POLICY_DIR, completeClient, presetFinder, Presets, type PresetF
 import type { RateLimitSpec } from '../limits/client-limits.ts';
 import { clientOpsSettings } from '../ops/client-settings.ts';
 import { Matcher } from './matcher.ts';
+import { keyOffset, nodeOffset } from './yaml-locate.ts';
 import type { PolicyTest } from './policy-tests.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
 import { parseObjectRule, RuleKeyError } from './constraints.ts';
@@ -136,14 +137,14 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
     const pos = lineCounter.linePos(offset ?? 0);
     problems.push({ file, line: pos.line, col: pos.col, message });
   };
-  const lineOf = (path: readonly PropertyKey[]): number => lineCounter.linePos(offsetOf(doc, path) ?? 0).line;
+  const lineOf = (path: readonly PropertyKey[]): number => lineCounter.linePos(nodeOffset(doc, path) ?? 0).line;
   const report = (base: readonly PropertyKey[], issues: readonly z.core.$ZodIssue[]): void => {
     for (const issue of issues) {
       const path = [...base, ...issue.path];
       if (issue.code === 'unrecognized_keys') {
         for (const key of issue.keys) at(keyOffset(doc, [...path, key]), `unknown key "${key}"`);
       } else {
-        at(offsetOf(doc, path), `${path.slice(1).join('.')}: ${issue.message}`);
+        at(nodeOffset(doc, path), `${path.slice(1).join('.')}: ${issue.message}`);
       }
     }
   };
@@ -174,20 +175,20 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
     // Rules are checked even when other keys are wrong, so every problem shows at once.
     const spec = (parsed.success ? parsed.data : raw) as ClientDoc;
     const client = buildClient(name, spec, where,
-      (i, msg, keyPath) => at(offsetOf(doc, ['clients', name, 'allow', i, ...keyPath]), msg),
-      (msg) => at(offsetOf(doc, ['clients', name, 'tokens_issued_after']), msg),
-      (i) => `${file}:${lineCounter.linePos(allowNodes.get(name)?.items[i]?.range?.[0] ?? offsetOf(doc, ['clients', name, 'allow', i]) ?? 0).line}`);
+      (i, msg, keyPath) => at(nodeOffset(doc, ['clients', name, 'allow', i, ...keyPath]), msg),
+      (msg) => at(nodeOffset(doc, ['clients', name, 'tokens_issued_after']), msg),
+      (i) => `${file}:${lineCounter.linePos(allowNodes.get(name)?.items[i]?.range?.[0] ?? nodeOffset(doc, ['clients', name, 'allow', i]) ?? 0).line}`);
     // upstream token and rate limit (src/ops/client-settings.ts): problems at their keys.
-    if (client && parsed.success) Object.assign(client, clientOpsSettings(parsed.data, (key, msg) => at(offsetOf(doc, ['clients', name, key]), msg)));
+    if (client && parsed.success) Object.assign(client, clientOpsSettings(parsed.data, (key, msg) => at(nodeOffset(doc, ['clients', name, key]), msg)));
     // graphql: (src/graphql/policy.ts): compiled here, problems at the key.
     if (client && parsed.success && parsed.data.graphql) {
-      for (const msg of graphqlPolicyProblems(parsed.data.graphql)) at(offsetOf(doc, ['clients', name, 'graphql', 'fields']), msg);
+      for (const msg of graphqlPolicyProblems(parsed.data.graphql)) at(nodeOffset(doc, ['clients', name, 'graphql', 'fields']), msg);
       client.graphql = compileGraphqlPolicy(parsed.data.graphql);
     }
-    const located = (path: readonly PropertyKey[]) => ({ file, ...lineCounter.linePos(offsetOf(doc, ['clients', name, ...path]) ?? 0) });
+    const located = (path: readonly PropertyKey[]) => ({ file, ...lineCounter.linePos(nodeOffset(doc, ['clients', name, ...path]) ?? 0) });
     const complete = completeClient(client, spec, parsed.success, presets, located, problems);
     // projects:, groups:, scopes: (src/scope/client-scope.ts): problems at their entries.
-    const scoped = applyClientScope(client, raw, (path, msg) => at(offsetOf(doc, ['clients', name, ...path]), msg), () => `${file}:${lineOf(['clients', name, 'scopes'])}`);
+    const scoped = applyClientScope(client, raw, (path, msg) => at(nodeOffset(doc, ['clients', name, ...path]), msg), () => `${file}:${lineOf(['clients', name, 'scopes'])}`);
     if (client && complete && scoped && parsed.success && CLIENT_NAME.test(name)) clients.set(name, client);
   }
 }
@@ -259,24 +260,4 @@ function allowSequences(doc: Document): Map<string, YAMLSeq<{ range?: [number, n
     if (isSeq(allow)) out.set(pair.key.value, allow as YAMLSeq<{ range?: [number, number, number] | null }>);
   }
   return out;
-}
-
-/** Offset of the node at `path` (or of its nearest existing ancestor). */
-function offsetOf(doc: Document, path: readonly PropertyKey[]): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
-    if (node && typeof node === 'object' && node.range) return node.range[0];
-  }
-  return undefined;
-}
-
-/** Offset of a map key (not its value): where a duplicate client name is written. */
-function keyOffset(doc: Document, path: readonly PropertyKey[]): number | undefined {
-  const parent = doc.getIn(path.slice(0, -1), true);
-  if (isMap(parent)) {
-    for (const pair of parent.items) {
-      if (isScalar(pair.key) && pair.key.value === path[path.length - 1]) return pair.key.range?.[0];
-    }
-  }
-  return offsetOf(doc, path);
 }

@@ -30,7 +30,8 @@ export function parseYaml(file: string, text: string): ParsedYaml {
   };
 }
 
-function nodeOffset(doc: Document, path: readonly PropertyKey[]): number | undefined {
+/** Offset of the node at `path` (or of its nearest existing ancestor). */
+export function nodeOffset(doc: Document, path: readonly PropertyKey[]): number | undefined {
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
     if (node && typeof node === 'object' && node.range) return node.range[0];
@@ -38,7 +39,8 @@ function nodeOffset(doc: Document, path: readonly PropertyKey[]): number | undef
   return undefined;
 }
 
-function keyOffset(doc: Document, path: readonly PropertyKey[]): number | undefined {
+/** Offset of a map key (not its value): where a duplicate client name is written. */
+export function keyOffset(doc: Document, path: readonly PropertyKey[]): number | undefined {
   const parent = doc.getIn(path.slice(0, -1), true);
   if (isMap(parent)) {
     for (const pair of parent.items) {
