@@ -3,9 +3,9 @@
 // body; Rack splits queries on ";" too, keeps the last duplicate and expands brackets, and
 // JSON.parse keeps the last duplicate key. Whatever two readers could read differently is
 // refused; what is accepted is forwarded byte for byte.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.ts';
-import { bearer, expectRefused, expectStillServes, forwarded, json, send } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { type Harness } from '../support/harness.ts';
+import { bearer, expectRefused, forwarded, json, send, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -21,13 +21,13 @@ const FORM: [string, string] = ['Content-Type', 'application/x-www-form-urlencod
 
 let h: Harness;
 let jwt: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+  },
+);
 
 describe('bodies on methods without one', () => {
   it.each(['GET', 'OPTIONS'])('refuses a %s with a form body', async (method) => {

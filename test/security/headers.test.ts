@@ -4,9 +4,9 @@
 // deletes whatever the Connection header names (the injected PRIVATE-TOKEN, if it reached
 // Workhorse). Outbound headers come from an allowlist: none of these reach GitLab.
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.ts';
-import { bearer, expectOnlyRealToken, expectRefused, expectStillServes, forwarded, receivedNames, send } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { type Harness } from '../support/harness.ts';
+import { bearer, expectOnlyRealToken, expectRefused, forwarded, receivedNames, send, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -19,14 +19,14 @@ clients:
 let h: Harness;
 let jwt: string;
 let standinHost: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-  standinHost = new URL(h.standin.origin).host;
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+    standinHost = new URL(h.standin.origin).host;
+  },
+);
 
 const DROPPED: [string, string][] = [
   ['X-Forwarded-For', '10.0.0.1'],

@@ -2,9 +2,9 @@
 // /^-?\d+$/ (line anchors: "5\nx" counts), as a full path otherwise, case-insensitively and
 // following renames. A rule naming one project must not be reachable through another
 // spelling, and an id placeholder accepts only a plain number or an encoded full path.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.ts';
-import { bearer, expectRefused, expectStillServes, forwarded, send } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { type Harness } from '../support/harness.ts';
+import { bearer, expectRefused, forwarded, send, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -18,13 +18,13 @@ clients:
 
 let h: Harness;
 let jwt: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+  },
+);
 
 const get = (path: string) => send(h.url, { path, headers: [bearer(jwt)] });
 

@@ -1,9 +1,9 @@
 // Method override (reference item 4): Rack::MethodOverride turns a POST into the method named
 // by X-HTTP-Method-Override or by a `_method` form field, and Rack reads a POST without a
 // Content-Type as a form. A client allowed to POST a note must not DELETE anything this way.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.ts';
-import { bearer, expectRefused, expectStillServes, forwarded, receivedNames, send } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { type Harness } from '../support/harness.ts';
+import { bearer, expectRefused, forwarded, receivedNames, send, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -17,13 +17,13 @@ const NOTES = '/api/v4/projects/1/merge_requests/1/notes';
 
 let h: Harness;
 let jwt: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+  },
+);
 
 describe('override headers', () => {
   it.each(['X-HTTP-Method-Override', 'x-http-method-override', 'X-HTTP-Method', 'X-Method-Override'])(

@@ -1,9 +1,9 @@
 // HEAD, OPTIONS and method spelling (reference item 5): Grape adds HEAD for every GET route and
 // OPTIONS for every route; Workhorse accepts only exact upper-case names. The proxy admits
 // HEAD only where GET is allowed, answers OPTIONS itself, and refuses every other method.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { rawRequest, startHarness, statuses, type Harness } from '../support/harness.ts';
-import { bearer, expectRefused, expectStillServes, forwarded, send, settle } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, statuses, type Harness } from '../support/harness.ts';
+import { bearer, expectRefused, forwarded, send, settle, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -17,14 +17,14 @@ const NOTES = '/api/v4/projects/1/merge_requests/1/notes';
 let h: Harness;
 let jwt: string;
 let host: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-  host = new URL(h.url).host;
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+    host = new URL(h.url).host;
+  },
+);
 
 describe('HEAD', () => {
   it('is forwarded as HEAD where GET is allowed', async () => {

@@ -2,9 +2,9 @@
 // routes on path.Clean, Grape collapses "//", drops a trailing "/" and a ".json" suffix and
 // matches encoded letters as literals, GitLab never resolves "..". The proxy refuses every
 // path with more than one reading and forwards the bytes it checked.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { rawRequest, startHarness, statuses, type Harness } from '../support/harness.ts';
-import { bearer, expectRefused, expectStillServes, forwarded, send, settle } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, statuses, type Harness } from '../support/harness.ts';
+import { bearer, expectRefused, forwarded, send, settle, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -18,13 +18,13 @@ clients:
 
 let h: Harness;
 let jwt: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+  },
+);
 
 const get = (path: string) => send(h.url, { path, headers: [bearer(jwt)] });
 

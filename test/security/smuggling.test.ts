@@ -1,9 +1,9 @@
 // Request smuggling (reference item 16): a request whose framing two HTTP parsers could read
 // differently is refused and its connection closed, so that nothing after it on the same
 // connection, a smuggled second request above all, is ever read as a request and forwarded.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { rawRequest, startHarness, statuses, type Harness } from '../support/harness.ts';
-import { expectStillServes, settle } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, statuses, type Harness } from '../support/harness.ts';
+import { settle, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -16,14 +16,14 @@ clients:
 let h: Harness;
 let jwt: string;
 let host: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-  host = new URL(h.url).host;
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+    host = new URL(h.url).host;
+  },
+);
 
 /** A request that would be allowed on its own: if it reaches the stand-in, it was smuggled. */
 const smuggled = (): string => `GET /api/v4/projects/4 HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${jwt}\r\n\r\n`;

@@ -2,9 +2,9 @@
 // or multipart body) or the Sudo header (lib/api/helpers.rb sudo_identifier). None of them
 // may reach GitLab, however spelled, and a multipart body may not hide one from the proxy.
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.ts';
-import { bearer, expectRefused, expectStillServes, forwarded, json, send } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { type Harness } from '../support/harness.ts';
+import { bearer, expectRefused, forwarded, json, send, useAttackHarness } from './support.ts';
 
 const POLICY = `
 clients:
@@ -18,13 +18,13 @@ const FORM: [string, string] = ['Content-Type', 'application/x-www-form-urlencod
 
 let h: Harness;
 let jwt: string;
-beforeAll(async () => {
-  h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
-  jwt = await h.token('vendor');
-});
-afterAll(() => h.close());
-beforeEach(() => h.standin.reset());
-afterEach(() => expectStillServes(h, jwt));
+useAttackHarness(
+  POLICY,
+  (harness, token) => {
+    h = harness;
+    jwt = token;
+  },
+);
 
 const boundary = (): string => `----b${randomBytes(8).toString('hex')}`;
 const part = (b: string, disposition: string, value: string, extra = ''): string =>

@@ -2,8 +2,8 @@
 // duplicate headers, any body), then check what the GitLab stand-in received and which audit
 // line the proxy wrote.
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { expect } from 'vitest';
-import type { AuditLine, Harness } from '../support/harness.ts';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
+import { startHarness, type AuditLine, type Harness, type HarnessOptions } from '../support/harness.ts';
 import type { RecordedRequest } from '../support/gitlab-standin.ts';
 
 export interface Sent {
@@ -124,3 +124,21 @@ export const json = (value: unknown): { headers: [string, string][]; body: strin
   headers: [['Content-Type', 'application/json']],
   body: typeof value === 'string' ? value : JSON.stringify(value),
 });
+
+/**
+ * The setup every attack-family file shares: one harness for the file with `policy` as
+ * vendor.yaml, a token for the client "vendor", the stand-in's record cleared before each
+ * test, and a check after each test that an allowed call still goes through.
+ */
+export function useAttackHarness(policy: string, ready: (h: Harness, jwt: string) => void, options: Omit<HarnessOptions, 'policies'> = {}): void {
+  let harness: Harness;
+  let token: string;
+  beforeAll(async () => {
+    harness = await startHarness({ ...options, policies: { 'vendor.yaml': policy } });
+    token = await harness.token('vendor');
+    ready(harness, token);
+  });
+  afterAll(() => harness.close());
+  beforeEach(() => harness.standin.reset());
+  afterEach(() => expectStillServes(harness, token));
+}
