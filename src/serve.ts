@@ -38,5 +38,17 @@ export async function runServe(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  // A bug must not also cost audit lines: stop taking requests, let those in flight end (at
+  // most a second), flush and sync the audit log as a shutdown does, then exit 1 as Node would.
+  const crash = (err: unknown): void => {
+    ops.fatal({ err: err instanceof Error ? err.stack : String(err) }, 'uncaught error: draining, flushing the audit log and exiting');
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(1), 3000).unref();
+    void proxy.shutdown(1000).finally(() => ops.flush(() => process.exit(1)));
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
   return -1;
 }
