@@ -2,6 +2,7 @@
 // upstream (a third process) do not share its event loop. BENCH_ROLE picks what it runs:
 //   proxy: gitlab-scope-proxy via startProxy, audit log to a file (as in production)
 //   bare:  the bare Node passthrough (bare-proxy.ts)
+//   stack: hono + @hono/node-server + http-proxy-middleware, nothing else (stack-proxy.ts)
 // It talks to the parent over IPC: "ready" with its URL once listening, then answers
 // mem-start / mem-stop (peak RSS sampled every 20 ms in between) and close.
 // Modules are imported per role, so the bare proxy's memory figures do not include the
@@ -43,6 +44,13 @@ async function main(): Promise<void> {
     if (!addr || typeof addr === 'string') throw new Error('no address');
     url = `http://127.0.0.1:${addr.port}`;
     close = bare.close;
+  } else if (role === 'stack') {
+    const { startStackProxy } = await import('./stack-proxy.ts');
+    const stack = await startStackProxy(upstreamUrl, token);
+    const addr = stack.server.address();
+    if (!addr || typeof addr === 'string') throw new Error('no address');
+    url = `http://127.0.0.1:${addr.port}`;
+    close = stack.close;
   } else if (role === 'proxy') {
     // BENCH_CODE=dist: the compiled JavaScript, as `npm start` and the image run it; src: the
     // TypeScript sources through Node's type stripping.

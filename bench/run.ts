@@ -84,7 +84,7 @@ const say = (line = ''): void => console.log(line);
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
 
 // Never hang: the whole run is bounded.
-const budgetS = 120 + settings.warmup * 5 + settings.duration * (1 + settings.reps * 3) + light.duration * (1 + settings.reps * 2) + settings.streamBytes / (20 * MB);
+const budgetS = 120 + settings.warmup * 6 + settings.duration * (1 + settings.reps * 4) + light.duration * (1 + settings.reps * 2) + settings.streamBytes / (20 * MB);
 const watchdog = setTimeout(() => {
   console.error(`bench: exceeded its time budget of ${Math.round(budgetS)} s; stopping`);
   killAll();
@@ -262,7 +262,7 @@ const proxyEnv = (upstreamUrl: string, policyDir: string, auditName: string): Re
   BENCH_CODE: settings.code,
   BENCH_REPO_URL: new URL('../', HERE).href,
 });
-const bareEnv = (upstreamUrl: string): Record<string, string> => ({ BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstreamUrl, BENCH_UPSTREAM_TOKEN: realToken });
+const bareEnv = (upstreamUrl: string, role: 'bare' | 'stack' = 'bare'): Record<string, string> => ({ BENCH_ROLE: role, BENCH_UPSTREAM_URL: upstreamUrl, BENCH_UPSTREAM_TOKEN: realToken });
 
 const source = sourceFingerprint();
 if (settings.code === 'dist') {
@@ -274,8 +274,10 @@ if (settings.code === 'dist') {
   // so the bare proxy's figures stay comparable.
   const jsDir = join(OUT_DIR, 'js');
   mkdirSync(jsDir, { recursive: true });
-  for (const name of ['proxy-child', 'bare-proxy']) {
-    const js = stripTypeScriptTypes(readFileSync(new URL(`${name}.ts`, HERE), 'utf8'), { mode: 'strip' }).replaceAll("'./bare-proxy.ts'", "'./bare-proxy.mjs'");
+  for (const name of ['proxy-child', 'bare-proxy', 'stack-proxy']) {
+    const js = stripTypeScriptTypes(readFileSync(new URL(`${name}.ts`, HERE), 'utf8'), { mode: 'strip' })
+      .replaceAll("'./bare-proxy.ts'", "'./bare-proxy.mjs'")
+      .replaceAll("'./stack-proxy.ts'", "'./stack-proxy.mjs'");
     writeFileSync(join(jsDir, `${name}.mjs`), js);
   }
   CHILD_SCRIPT = pathToFileURL(join(jsDir, 'proxy-child.mjs'));
@@ -303,12 +305,14 @@ try {
 
   const upstream = await startChild('upstream', UPSTREAM_SCRIPT, { BENCH_ROLE: 'upstream', BENCH_UPSTREAM_TOKEN: realToken }, placement ? { cpus: placement.upstream } : {});
   const bare = await startChild('bare proxy', CHILD_SCRIPT, bareEnv(upstream.url), childOpts('bare'));
+  const stack = await startChild('hono + http-proxy-middleware passthrough', CHILD_SCRIPT, bareEnv(upstream.url, 'stack'), childOpts('stack'));
   const proxy = await startChild('gitlab-scope-proxy', CHILD_SCRIPT, proxyEnv(upstream.url, smallDir, 'audit-small.log'), childOpts('proxy'));
   const large = await startChild('gitlab-scope-proxy (large policy)', CHILD_SCRIPT, proxyEnv(upstream.url, largeDir, 'audit-large.log'), childOpts('proxy-large'));
 
   const direct = { label: 'direct (upstream)', url: upstream.url + BENCH_PATH, headers: { 'private-token': realToken } };
   const targets = {
     bare: { label: 'bare Node passthrough', url: bare.url + BENCH_PATH, headers: { 'private-token': smallJwt }, pid: bare.proc.pid },
+    stack: { label: 'hono+HPM passthrough', url: stack.url + BENCH_PATH, headers: { 'private-token': smallJwt }, pid: stack.proc.pid },
     proxy: { label: 'gitlab-scope-proxy', url: proxy.url + BENCH_PATH, headers: { 'private-token': smallJwt }, pid: proxy.proc.pid },
     large: { label: 'scope-proxy, large policy', url: large.url + BENCH_PATH, headers: { 'private-token': largeJwt }, pid: large.proc.pid },
   };
@@ -322,25 +326,27 @@ try {
   const directRun = await measure(direct.label, direct.url, direct.headers, load, upstream.proc.pid);
   progress(directRun);
   if (settings.warmup > 0) {
-    for (const key of ['bare', 'proxy', 'large'] as const) {
+    for (const key of ['bare', 'stack', 'proxy', 'large'] as const) {
       const r = await measure(`${targets[key].label} warm-up`, targets[key].url, targets[key].headers, warm);
-      if (key !== 'bare') answered[key] += r.requests;
+      if (key === 'proxy' || key === 'large') answered[key] += r.requests;
     }
   }
-  const runs: Record<keyof typeof targets, LoadResult[]> = { bare: [], proxy: [], large: [] };
+  const runs: Record<keyof typeof targets, LoadResult[]> = { bare: [], stack: [], proxy: [], large: [] };
   for (let rep = 0; rep < settings.reps; rep++) {
-    for (const key of ['bare', 'proxy', 'large'] as const) {
+    for (const key of ['bare', 'stack', 'proxy', 'large'] as const) {
       const t = targets[key];
       const r = await measure(`${t.label} #${rep + 1}`, t.url, t.headers, load, t.pid);
       runs[key].push(r);
-      if (key !== 'bare') answered[key] += r.requests;
+      if (key === 'proxy' || key === 'large') answered[key] += r.requests;
       progress(r);
     }
   }
   const loadPeak = { proxy: procVmHwm(proxy.proc.pid), bare: procVmHwm(bare.proc.pid), large: procVmHwm(large.proc.pid) };
+  await stack.stop();
 
   const directS = summarize([directRun]);
   const bareS = summarize(runs.bare);
+  const stackS = summarize(runs.stack);
   const proxyS = summarize(runs.proxy);
   const largeS = summarize(runs.large);
   const rpsRatio = proxyS.rps / bareS.rps;
@@ -357,6 +363,7 @@ try {
     table(['target', ...SUMMARY_HEADER], summaryRows([
       ['direct (upstream)', directS],
       ['bare Node passthrough', bareS],
+      ['hono+HPM passthrough', stackS],
       ['gitlab-scope-proxy', proxyS],
     ])),
   );
@@ -365,6 +372,10 @@ try {
     `   per pair: ${pairRatios.map((v) => fmt(v, 3)).join(', ')}`);
   say(`proxy p50 - bare p50       = ${fmt(addedP50, 3)} ms   (target < ${TARGETS.addedP50Ms} ms)   ${verdict(addedP50 < TARGETS.addedP50Ms)}` +
     `   per pair: ${pairAdded.map((v) => fmt(v, 3)).join(', ')} ms`);
+  say(`hono+HPM req/s / bare req/s = ${fmt(stackS.rps / bareS.rps, 3)}   (the ceiling for any proxy on hono + @hono/node-server + http-proxy-middleware)` +
+    `   per pair: ${runs.stack.map((r, i) => fmt(r.rps / runs.bare[i]!.rps, 3)).join(', ')}`);
+  say(`proxy req/s / hono+HPM req/s = ${fmt(proxyS.rps / stackS.rps, 3)}   (what the proxy's own work costs on that stack)` +
+    `   CPU per request: bare ${fmt(bareS.cpuUsPerReq, 0)} us, hono+HPM ${fmt(stackS.cpuUsPerReq, 0)} us, proxy ${fmt(proxyS.cpuUsPerReq, 0)} us`);
   say(`bare req/s / direct req/s  = ${fmt(bareS.rps / directS.rps, 3)}   (context: what any Node proxy hop costs here)`);
   if (Number.isFinite(cpuRatio)) {
     say(`CPU per request, bare / proxy = ${fmt(1 / cpuRatio, 3)}   (the req/s ratio measured in CPU time: robust to other load on the machine)`);
@@ -430,7 +441,9 @@ try {
     path: BENCH_PATH,
     direct: directRun,
     runs,
-    medians: { direct: directS, bare: bareS, proxy: proxyS },
+    medians: { direct: directS, bare: bareS, stack: stackS, proxy: proxyS },
+    stackOverBare: stackS.rps / bareS.rps,
+    proxyOverStack: proxyS.rps / stackS.rps,
     rpsRatio: { value: rpsRatio, target: TARGETS.rpsRatio, pass: rpsRatio >= TARGETS.rpsRatio, perPair: pairRatios },
     addedP50Ms: { value: addedP50, target: TARGETS.addedP50Ms, pass: addedP50 < TARGETS.addedP50Ms, perPair: pairAdded },
     cpuPerRequestBareOverProxy: 1 / cpuRatio,
