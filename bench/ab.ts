@@ -2,7 +2,8 @@
 //
 //   BENCH_AB_ROOTS=/tmp/base,/work/main npx node bench/ab.ts
 //
-// Each root is a checkout (or a copy of src/ and bench/ with node_modules linked in). One
+// Each root is a checkout (or a copy of src/ and bench/ with node_modules linked in), optionally
+// followed by Node flags after a '|' ("/work/main|--max-semi-space-size=1"). One
 // proxy per root is started from that root's bench/proxy-child.ts, next to the bare
 // passthrough, all pinned to the same CPU; then the targets take turns (bare, A, B, ...)
 // for BENCH_AB_REPS rounds of BENCH_AB_SECONDS each at 50 connections, and the median CPU
@@ -45,13 +46,14 @@ try {
   const targets: { label: string; child: Child; cpu: number[]; rps: number[] }[] = [];
   const bare = await startChild('bare', new URL('proxy-child.ts', here), { BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken }, cpus);
   targets.push({ label: 'bare', child: bare, cpu: [], rps: [] });
-  for (const [i, root] of roots.entries()) {
+  for (const [i, spec] of roots.entries()) {
+    const [root = '', flags = ''] = spec.split('|');
     const script = pathToFileURL(join(root, 'bench', 'proxy-child.ts'));
-    const child = await startChild(root, script, {
+    const child = await startChild(spec, script, {
       BENCH_ROLE: 'proxy', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken, BENCH_JWT_SECRET: jwtSecret,
       BENCH_POLICY_DIR: policyDir, BENCH_AUDIT_LOG: join(tmp, `audit-${i}.log`), BENCH_CODE: 'src',
-    }, cpus);
-    targets.push({ label: root, child, cpu: [], rps: [] });
+    }, { ...cpus, execArgv: flags.split(/\s+/).filter(Boolean) });
+    targets.push({ label: spec, child, cpu: [], rps: [] });
   }
   const headers = { 'private-token': jwt };
   for (const t of targets) await runLoad('warm', t.child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: 2 });

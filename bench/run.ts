@@ -247,8 +247,16 @@ const mint = (client: string): Promise<string> =>
 const smallJwt = await mint(BENCH_CLIENT);
 const largeJwt = await mint(largeBenchClient);
 
+/** The Node flags `npm start` runs the proxy with (package.json scripts.start), so the bench
+ *  measures the process production runs. */
+const START_FLAGS = ((): string[] => {
+  const start = (JSON.parse(readFileSync(new URL('../package.json', HERE), 'utf8')) as { scripts: Record<string, string> }).scripts['start'] ?? '';
+  const words = start.trim().split(/\s+/);
+  return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
+})();
 const childExecArgv = (name: string): string[] => [
   '--expose-gc',
+  ...(name.startsWith('proxy') ? START_FLAGS : []),
   ...(settings.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'profiles')}`, `--cpu-prof-name=${name}-${process.pid}.cpuprofile`] : []),
 ];
 const childOpts = (name: string): { execArgv: string[]; cpus?: string } => ({ execArgv: childExecArgv(name), ...(placement ? { cpus: placement.proxy } : {}) });
@@ -294,6 +302,7 @@ try {
       `${settings.reps} interleaved repetition(s); medians reported${QUICK ? '  [BENCH_QUICK]' : ''}`,
   );
   say(`source: commit ${source.commit ?? '?'}${source.srcChangedFiles ? `, ${source.srcChangedFiles} uncommitted change(s) in src/` : ''}, src/ sha256 ${source.srcSha256.slice(0, 12)}; proxy runs ${settings.code === 'dist' ? 'dist/ (src/ compiled, as npm start does)' : 'src/ (type stripping)'}`);
+  say(`gitlab-scope-proxy runs with the Node flags of npm start: ${START_FLAGS.join(' ') || '(none)'}`);
   if (loadavg()[0]! > ncpu / 2) say(`note: the machine is already busy (1-minute load average ${fmt(loadavg()[0]!)} on ${ncpu} CPUs): expect noisy figures`);
   if (placement && !pinToCpus(process.pid, placement.parent)) throw new Error('could not pin the load generator (set BENCH_PIN=0)');
   say(

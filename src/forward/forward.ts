@@ -12,6 +12,7 @@ import { markUpstreamResponse, markUpstreamStart, type RequestContext } from '..
 import { errorResponse, ProxyError } from '../errors.ts';
 import { isLfsJson, localLocation, rewriteLink, stripLfsAuthorization } from './rewrite.ts';
 import { respondFilteredList } from '../scope/list-filter.ts';
+import { countStreamed } from './stream-memory.ts';
 
 export interface ForwardSettings {
   gitlabUrl: URL;
@@ -190,7 +191,10 @@ function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: ForwardPl
     respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter, (refusal) => sendRefusal(res, plan, refusal));
     return;
   }
-  proxyRes.on('data', (chunk: Buffer) => (plan.ctx.bytesOut += chunk.length));
+  proxyRes.on('data', (chunk: Buffer) => {
+    plan.ctx.bytesOut += chunk.length;
+    countStreamed(chunk.length);
+  });
   res.writeHead(status, headers);
   proxyRes.pipe(res);
 }
