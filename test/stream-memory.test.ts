@@ -2,20 +2,20 @@
 // collector on this Node and ask for a young-generation collection per 2 MiB streamed;
 // otherwise it fails silently and streamed downloads grow the process by tens of MiB again
 // (measured by `npm run bench`, section 2).
-import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { countStreamed, STREAM_GC_BYTES, streamCollectorAvailable } from '../src/forward/stream-memory.ts';
 
 function minorCollectionsDuring(fn: () => void): Promise<number> {
   return new Promise((resolve) => {
-    const seen: PerformanceEntry[] = [];
-    const observer = new PerformanceObserver((list) => seen.push(...list.getEntries()));
+    const seen: unknown[] = [];
+    const observer = new PerformanceObserver((list) => seen.push(...list.getEntries().map((e) => ('detail' in e ? e.detail : undefined))));
     observer.observe({ entryTypes: ['gc'] });
     fn();
     // GC entries are delivered asynchronously.
     setTimeout(() => {
       observer.disconnect();
-      resolve(seen.filter((e) => (e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR).length);
+      resolve(seen.filter((detail) => (detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR).length);
     }, 50);
   });
 }
