@@ -44,6 +44,11 @@ export async function startBareProxy(upstreamUrl: string, token: string): Promis
     });
     req.pipe(upReq);
   });
+  return listenOnLoopback(server, agent);
+}
+
+/** Listens on a free loopback port; close() also ends idle connections and the pool. */
+export async function listenOnLoopback(server: Server, agent: Agent): Promise<BareProxy> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());

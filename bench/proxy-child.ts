@@ -37,20 +37,14 @@ async function main(): Promise<void> {
 
   let url: string;
   let close: () => Promise<void>;
-  if (role === 'bare') {
-    const { startBareProxy } = await import('./bare-proxy.ts');
-    const bare = await startBareProxy(upstreamUrl, token);
-    const addr = bare.server.address();
+  if (role === 'bare' || role === 'stack') {
+    const started = role === 'bare'
+      ? await (await import('./bare-proxy.ts')).startBareProxy(upstreamUrl, token)
+      : await (await import('./stack-proxy.ts')).startStackProxy(upstreamUrl, token);
+    const addr = started.server.address();
     if (!addr || typeof addr === 'string') throw new Error('no address');
     url = `http://127.0.0.1:${addr.port}`;
-    close = bare.close;
-  } else if (role === 'stack') {
-    const { startStackProxy } = await import('./stack-proxy.ts');
-    const stack = await startStackProxy(upstreamUrl, token);
-    const addr = stack.server.address();
-    if (!addr || typeof addr === 'string') throw new Error('no address');
-    url = `http://127.0.0.1:${addr.port}`;
-    close = stack.close;
+    close = started.close;
   } else if (role === 'proxy') {
     // BENCH_CODE=dist: the compiled JavaScript, as `npm start` and the image run it; src: the
     // TypeScript sources through Node's type stripping.

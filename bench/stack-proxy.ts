@@ -1,27 +1,22 @@
 // The prescribed stack with nothing of the product in it: a Hono app on @hono/node-server
 // whose one route hands every request to http-proxy-middleware, which sets the real token and
 // pipes both ways. No authentication, no policy, no audit line, no header allowlist.
-// This is the floor for any proxy built on hono + @hono/node-server + http-proxy-middleware:
-// the ratio of its req/s to the bare Node passthrough's is the best gitlab-scope-proxy could
+// No proxy built on hono + @hono/node-server + http-proxy-middleware costs less per request:
+// the ratio of its req/s to the bare Node passthrough's is the most gitlab-scope-proxy could
 // reach on this stack, whatever its own checks cost.
-import type { Server } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
-import { createServer, Agent } from 'node:http';
+import { createServer, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createProxyMiddleware } from 'http-proxy-middleware';
-
-export interface StackProxy {
-  server: Server;
-  close: () => Promise<void>;
-}
+import { listenOnLoopback, type BareProxy } from './bare-proxy.ts';
 
 interface NodeBindings {
-  incoming: import('node:http').IncomingMessage;
-  outgoing: import('node:http').ServerResponse;
+  incoming: IncomingMessage;
+  outgoing: ServerResponse;
 }
 
-export async function startStackProxy(upstreamUrl: string, token: string): Promise<StackProxy> {
+export async function startStackProxy(upstreamUrl: string, token: string): Promise<BareProxy> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
   // The cheapest configuration the library offers: target parsed once, no plugins (no logger,
   // no error responder), headers set by the library itself.
@@ -38,17 +33,5 @@ export async function startStackProxy(upstreamUrl: string, token: string): Promi
     return RESPONSE_ALREADY_SENT;
   });
   const server = createServer({ keepAliveTimeout: 65_000 }, getRequestListener(app.fetch, { overrideGlobalObjects: false }));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    server,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        agent.destroy();
-      }),
-  };
+  return listenOnLoopback(server, agent);
 }
