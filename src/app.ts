@@ -63,7 +63,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         await serveGit(incoming, outgoing, req, req.git, client, ctx, deps);
         return RESPONSE_ALREADY_SENT;
       }
-      const input = { method: req.method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
+      const input = { method: req.method, segments: req.segments, readings: req.readings, surface: req.surface };
       const decision = authorize(client, input);
       // Report mode: a request that only lacks a rule goes through, audited as "would-deny".
       const reportOnly = wouldDeny(client, input, decision);
@@ -156,7 +156,7 @@ function allowsLocation(client: Client, location: string): boolean {
   const path = q === -1 ? location : location.slice(0, q);
   try {
     const req = canonicalize('GET', path, [], '');
-    const input = { method: 'GET' as const, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
+    const input = { method: 'GET' as const, segments: req.segments, readings: req.readings, surface: req.surface };
     const decision = authorize(client, input);
     return decision.allow || wouldDeny(client, input, decision);
   } catch {

@@ -233,7 +233,7 @@ function explain(args: string[]): number {
       console.log('allow\toptions: answered by the proxy itself, never forwarded');
       return 0;
     }
-    const input = { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
+    const input = { method: req.method as Method, segments: req.segments, readings: req.readings, surface: req.surface };
     const decision = authorize(client, input);
     if (decision.allow && req.surface === 'graphql') {
       // POST /api/graphql: the JSON body decides (src/graphql/).
@@ -248,7 +248,7 @@ function explain(args: string[]): number {
     }
     if (decision.allow) {
       // Constraints and project/group scope are checked per request (src/scope/explain.ts).
-      const notes = offlineNotes(client, decision, input.method, input.segments);
+      const notes = offlineNotes(client, decision, input.method, input.readings);
       console.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}${notes.length ? `\t(${notes.join('; ')})` : ''}`);
       return 0;
     }

@@ -7,7 +7,8 @@ import type { Method, Rule } from './rule.ts';
 export interface AuthorizeInput {
   method: Method;
   segments: readonly string[];
-  formatAlias: readonly string[] | undefined;
+  /** Every routing of the path, `segments` first (src/request/route.ts); all must pass. */
+  readings: readonly (readonly string[])[];
   surface: 'api' | 'graphql' | 'outside';
 }
 
@@ -30,16 +31,22 @@ export function authorize(client: Client, req: AuthorizeInput): Decision {
     return gql.allow ? { allow: true, rule: undefined, reason: gql.reason, params: {} } : deny(gql.reason);
   }
   if (req.surface !== 'api') return deny('not-api: only /api/v4 is served');
-  // Grape may read "x.json" as "x": a fixed denial of either reading stands.
-  const aliasFixed = req.formatAlias ? fixedDecision(client, req.method, req.formatAlias) : undefined;
-  if (aliasFixed && !aliasFixed.allow) return deny(`format-suffix: ${aliasFixed.reason}`);
+  const aliases = req.readings.filter((r) => r !== req.segments);
+  // Grape may read "x.json" (or "x.xml", "x%2Ejson") as "x": a fixed denial of any reading stands.
+  for (const alias of aliases) {
+    const aliasFixed = fixedDecision(client, req.method, alias);
+    if (aliasFixed && !aliasFixed.allow) return deny(`format-suffix: ${aliasFixed.reason}`);
+  }
   const fixed = fixedDecision(client, req.method, req.segments);
   if (fixed) return fixed;
   const primary = matchRule(client, req.method, req.segments);
-  if (!primary.allow || !req.formatAlias) return primary;
-  // Grape may read "x.json" as "x": allow only if that reading is allowed too.
-  const alias = matchRule(client, req.method, req.formatAlias);
-  return alias.allow ? primary : deny(`format-suffix: ${alias.reason}`);
+  if (!primary.allow) return primary;
+  // ... and the request is allowed only if every reading is.
+  for (const alias of aliases) {
+    const decision = matchRule(client, req.method, alias);
+    if (!decision.allow) return deny(`format-suffix: ${decision.reason}`);
+  }
+  return primary;
 }
 
 /** Decisions no rule can change. */

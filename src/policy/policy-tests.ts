@@ -37,7 +37,7 @@ export function decide(client: Client, method: string, target: string): Verdict 
   try {
     const req = canonicalize(method, target, ['Host', 'localhost'], '');
     if (req.method === 'OPTIONS') return { allow: false, why: 'options: answered by the proxy itself, never forwarded', wouldDeny: false };
-    const input: AuthorizeInput = { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
+    const input: AuthorizeInput = { method: req.method as Method, segments: req.segments, readings: req.readings, surface: req.surface };
     const decision = authorize(client, input);
     if (decision.allow) return { allow: true, why: decision.rule ? `"${decision.rule.text}" (${decision.rule.source})` : decision.reason, rule: decision.rule };
     return { allow: false, why: decision.reason, wouldDeny: wouldDeny(client, input, decision) };

@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { authorize, type AuthorizeInput } from './evaluate.ts';
 import { compilePolicy, PolicyError, type Client } from './load.ts';
 import { parseRule, RuleSyntaxError, type Method } from './rule.ts';
+import { routeReadings } from '../request/route.ts';
 
 const client = (allow: string[], extra = ''): Client =>
   compilePolicy([{ display: 'p.yaml', text: `clients:\n  c:\n${extra}    allow:\n${allow.map((r) => `      - ${JSON.stringify(r)}`).join('\n')}\n` }]).clients.get('c')!;
 
 const req = (method: Method, path: string): AuthorizeInput => {
   const segments = path.slice(1).split('/');
-  return { method, segments, formatAlias: undefined, surface: segments[0] === 'api' && segments[1] === 'v4' ? 'api' : 'outside' };
+  return { method, segments, readings: routeReadings(segments), surface: segments[0] === 'api' && segments[1] === 'v4' ? 'api' : 'outside' };
 };
 const allowed = (c: Client, method: Method, path: string): boolean => authorize(c, req(method, path)).allow;
 
@@ -72,15 +73,14 @@ describe('matching', () => {
     for (const id of ['0005', '5+', '-5', '5.json', 'acme', 'acme%2F']) expect(allowed(c, 'GET', `/api/v4/projects/${id}`), id).toBe(false);
     expect(allowed(c, 'GET', '/api/v4/projects/5/merge_requests/03/notes')).toBe(false);
   });
-  it('denies a .json alias unless both readings are allowed', () => {
+  it('denies a format alias unless every reading is allowed', () => {
     const d = client(['GET /api/v4/projects/:id/repository/files/:file', 'GET /api/v4/projects/:id/*']);
-    const withAlias = (path: string): AuthorizeInput => {
-      const r = req('GET', path);
-      const last = r.segments.at(-1)!;
-      return { ...r, formatAlias: [...r.segments.slice(0, -1), last.replace(/\.json$/, '')] };
-    };
-    expect(authorize(d, withAlias('/api/v4/projects/5/repository/files/package.json')).allow).toBe(true);
-    expect(authorize(client(['GET /api/v4/projects/:id/hooks.json']), withAlias('/api/v4/projects/5/hooks.json')).allow).toBe(false);
+    expect(authorize(d, req('GET', '/api/v4/projects/5/repository/files/package.json')).allow).toBe(true);
+    expect(authorize(client(['GET /api/v4/projects/:id/hooks.json']), req('GET', '/api/v4/projects/5/hooks.json')).allow).toBe(false);
+    // Grape's "(.:format)" takes any extension, also after "%2E".
+    expect(authorize(client(['GET /api/v4/projects/:id/hooks.xml']), req('GET', '/api/v4/projects/5/hooks.xml')).allow).toBe(false);
+    expect(authorize(client(['GET /api/v4/**']), req('GET', '/api/v4/personal_access_tokens%2Exml'))).toMatchObject({ allow: false, reason: expect.stringMatching(/^format-suffix: token-self/) });
+    expect(authorize(client(['* /api/v4/**']), req('POST', '/api/v4/user/personal_access_tokens.txt'))).toMatchObject({ allow: false, reason: expect.stringMatching(/^format-suffix: token-self/) });
   });
 });
 

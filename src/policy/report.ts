@@ -15,9 +15,10 @@ export const isReportable = (reason: string): boolean => REPORTABLE.test(reason)
 /** Whether `decision`, a denial, is forwarded anyway because the client is in report mode. */
 export function wouldDeny(client: Client, req: AuthorizeInput, decision: Decision): boolean {
   if (decision.allow || client.mode !== 'report' || !REPORTABLE.test(decision.reason)) return false;
-  if (!req.formatAlias) return true;
-  // GitLab may read "x.json" as "x": that reading must pass the fixed checks too, or
+  // GitLab may read "x.json" as "x": every reading must pass the fixed checks too, or
   // "DELETE .../personal_access_tokens/self.json" would be forwarded as a mere missing rule.
-  const alias = authorize(client, { ...req, segments: req.formatAlias, formatAlias: undefined });
-  return alias.allow || REPORTABLE.test(alias.reason);
+  return req.readings.filter((r) => r !== req.segments).every((alias) => {
+    const decision = authorize(client, { ...req, segments: alias, readings: [alias] });
+    return decision.allow || REPORTABLE.test(decision.reason);
+  });
 }

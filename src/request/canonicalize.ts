@@ -6,6 +6,7 @@ import { malformed, ProxyError } from '../errors.ts';
 import { gitHeaderRules, gitRoute, type GitRoute } from '../git/route.ts';
 import { readHeaders, type ClientCredential } from './headers.ts';
 import { parseParams, type Param } from './query.ts';
+import { routeReadings } from './route.ts';
 
 export type RequestMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
 const METHODS = new Set<string>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -20,9 +21,10 @@ export interface CanonicalRequest {
   path: string;
   /** `path` split on "/", raw, without the leading empty string. */
   segments: readonly string[];
-  /** GitLab's Grape drops a trailing ".json" format suffix (grape lib/grape/path.rb): the
-   *  segments as GitLab may also read them, when the last segment has one. */
-  formatAlias: readonly string[] | undefined;
+  /** Every way GitLab may route the path (src/request/route.ts): `segments` first, then the
+   *  readings without a format suffix Grape strips ("projects.json" is "projects"). Every
+   *  step that decides on the path reads all of these, never `segments` alone. */
+  readings: readonly (readonly string[])[];
   surface: Surface;
   query: readonly Param[];
   /** The query to forward, raw, with the client's own credential removed ('' for none). */
@@ -79,10 +81,6 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     throw malformed('body-on-safe-method', `a ${method} request may not have a body`);
   }
 
-  const last = segments[segments.length - 1];
-  const formatAlias = last !== undefined && /(?:\.|%2e)json$/i.test(last)
-    ? [...segments.slice(0, -1), last.replace(/(?:\.|%2e)json$/i, '')]
-    : undefined;
   const git = gitRules && surface === 'outside'
     ? gitRoute(method, segments, query, method === 'POST' ? mediaType(headers.contentType) : undefined, headers.forward['git-protocol'])
     : undefined;
@@ -91,7 +89,7 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     method: method as RequestMethod,
     path: '/' + segments.join('/'),
     segments,
-    formatAlias,
+    readings: routeReadings(segments),
     surface,
     query,
     forwardQuery,

@@ -12,7 +12,9 @@ import { matchesScope, targetOf, type ScopeKind, type ScopePattern, type ScopeRe
 
 export interface EnforceInput {
   method: Method;
-  segments: readonly string[];
+  /** Every routing of the path, as sent first (src/request/route.ts): scope and list
+   *  filtering read all of them, so "/projects.json" is filtered like "/projects". */
+  readings: readonly (readonly string[])[];
   query: readonly Param[];
   body: Buffer;
   contentType: string | undefined;
@@ -52,8 +54,7 @@ const decodeOnce = (segment: string): string | undefined => {
  * GitLab's API reads :id, lib/api/helpers.rb find_project!/find_group!), whatever rule
  * matched (a `**` or `*` rule names no parameter), and the rule's :project_id / :group_id.
  */
-export function namedTargets(segments: readonly string[], params: Record<string, string>): NamedTarget[] {
-  const out: NamedTarget[] = [];
+export function namedTargets(segments: readonly string[], params: Record<string, string>, out: NamedTarget[] = []): NamedTarget[] {
   const add = (kind: ScopeKind, raw: string | undefined): void => {
     if (raw === undefined) return;
     const ref = decodeOnce(raw) ?? raw;
@@ -67,6 +68,28 @@ export function namedTargets(segments: readonly string[], params: Record<string,
     if (name === 'group_id') add('group', value);
   }
   return out;
+}
+
+/**
+ * The projects and groups named by every reading of the path: the rule's parameters for the
+ * path as sent, and the same rule's parameters for each format-suffix reading.
+ */
+export function routeTargets(client: Client, method: Method, readings: readonly (readonly string[])[], match: Match | undefined): NamedTarget[] {
+  const out: NamedTarget[] = [];
+  readings.forEach((segments, i) => {
+    const params = i === 0 ? match?.params : match && client.matcher.matchAll(method, segments).find((m) => m.rule === match.rule)?.params;
+    namedTargets(segments, params ?? {}, out);
+  });
+  return out;
+}
+
+/** The list kind of the first reading that is a list (GET /projects.json is GET /projects). */
+export function routeListKind(method: Method, readings: readonly (readonly string[])[]): ScopeKind | undefined {
+  for (const segments of readings) {
+    const kind = listKind(method, segments);
+    if (kind) return kind;
+  }
+  return undefined;
 }
 
 /**
@@ -102,7 +125,7 @@ export async function enforce(
   const primary = decision.allow ? decision.rule : undefined;
   let candidates: Match[] = [];
   if (primary && decision.allow) {
-    candidates = primary.constraints ? client.matcher.matchAll(input.method, input.segments) : [{ rule: primary, params: decision.params }];
+    candidates = primary.constraints ? client.matcher.matchAll(input.method, input.readings[0]!) : [{ rule: primary, params: decision.params }];
     if (candidates.length === 0) candidates = [{ rule: primary, params: decision.params }];
   }
   let body: ReturnType<typeof bodyFields> | null = null;
@@ -131,7 +154,7 @@ export async function enforce(
   let firstFailure: { reason: string; rule: Rule } | undefined;
   for (const m of candidates) {
     let reason = constraintFailure(m.rule, cInput);
-    if (!reason && m.rule.constraints) reason = await scopeProblem(namedTargets(input.segments, m.params), m.rule.constraints, 'the rule\'s ');
+    if (!reason && m.rule.constraints) reason = await scopeProblem(routeTargets(client, input.method, input.readings, m), m.rule.constraints, 'the rule\'s ');
     if (!reason) {
       winner = m;
       break;
@@ -141,7 +164,7 @@ export async function enforce(
   if (primary && !winner) return { allow: false, reason: firstFailure!.reason, rule: firstFailure!.rule };
 
   // The client's own lists hold whatever rule (or report mode) let the request through.
-  const targets = namedTargets(input.segments, winner?.params ?? {});
+  const targets = routeTargets(client, input.method, input.readings, winner);
   const clientProblem = await scopeProblem(targets, client, '');
   if (clientProblem) return { allow: false, reason: clientProblem, rule: winner?.rule };
 
@@ -150,7 +173,7 @@ export async function enforce(
   if (scoped.length > 0) {
     note = 'scope: ' + scoped.map((t) => `${t.kind} ${resolved.get(`${t.kind}:${t.ref}`)?.fullPath ?? t.ref}`).join(', ') + ' in scope';
   }
-  const kind = listKind(input.method, input.segments);
+  const kind = routeListKind(input.method, input.readings);
   let listFilter: ((item: unknown) => boolean) | undefined;
   if (kind) {
     const lists = [kind === 'project' ? client.projects : client.groups, kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups]

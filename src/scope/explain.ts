@@ -5,10 +5,11 @@ import { describeConstraints } from '../policy/constraints.ts';
 import type { Decision } from '../policy/evaluate.ts';
 import type { Client } from '../policy/load.ts';
 import type { Method } from '../policy/rule.ts';
-import { listKind, namedTargets } from './enforce.ts';
+import { routeListKind, routeTargets } from './enforce.ts';
 import type { ScopePattern } from './scope.ts';
 
-export function offlineNotes(client: Client, decision: Decision, method: Method, segments: readonly string[]): string[] {
+export function offlineNotes(client: Client, decision: Decision, method: Method, readings: readonly (readonly string[])[]): string[] {
+  const segments = readings[0]!;
   if (!decision.allow) return [];
   const notes: string[] = [];
   const rule = decision.rule;
@@ -17,7 +18,7 @@ export function offlineNotes(client: Client, decision: Decision, method: Method,
     const what = describeConstraints(rule);
     notes.push(`constraints checked per request: ${what ?? 'none'}${others ? `; ${others} more rule(s) match if these fail` : ''}`);
   }
-  for (const t of namedTargets(segments, decision.params)) {
+  for (const t of routeTargets(client, method, readings, rule && { rule, params: decision.params })) {
     const lists: [string, readonly ScopePattern[] | undefined][] = [
       [t.kind === 'project' ? 'projects' : 'groups', t.kind === 'project' ? client.projects : client.groups],
       [t.kind === 'project' ? 'the rule\'s projects' : 'the rule\'s groups', t.kind === 'project' ? rule?.constraints?.projects : rule?.constraints?.groups],
@@ -29,7 +30,7 @@ export function offlineNotes(client: Client, decision: Decision, method: Method,
       notes.push(hit ? `scope: ${t.kind} ${t.ref} matches ${hit.text} in ${name}` : `scope not checked offline: ${t.kind} ${t.ref} against ${name} [${list.map((p) => p.text).join(', ')}] (GitLab resolves ids and renamed paths)`);
     }
   }
-  const kind = listKind(method, segments);
+  const kind = routeListKind(method, readings);
   if (kind && (kind === 'project' ? client.projects ?? rule?.constraints?.projects : client.groups ?? rule?.constraints?.groups)) {
     notes.push(`the answer is filtered to in-scope ${kind}s`);
   }

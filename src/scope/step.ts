@@ -25,7 +25,7 @@ export async function enforceStep(
   if (!needsEnforcement(client, decision)) return undefined;
   const verdict = await enforce(client, decision, {
     method: req.method as Parameters<typeof enforce>[2]['method'],
-    segments: req.segments,
+    readings: req.readings,
     query: req.query,
     body,
     contentType,
