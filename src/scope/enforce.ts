@@ -8,6 +8,7 @@ import type { Client } from '../policy/load.ts';
 import type { Match } from '../policy/matcher.ts';
 import type { Method, Rule } from '../policy/rule.ts';
 import type { Param } from '../request/query.ts';
+import { referencedTargets } from './references.ts';
 import { matchesScope, targetOf, type ScopeKind, type ScopePattern, type ScopeResolver, type ScopeTarget } from './scope.ts';
 
 export interface EnforceInput {
@@ -33,10 +34,13 @@ export type Verdict =
     }
   | { allow: false; reason: string; rule: Rule | undefined };
 
-/** A project or group the request names: `ref` is a numeric id or a decoded full path. */
+/** A project or group the request names: `ref` is a numeric id or a decoded full path.
+ *  Parameters (src/scope/references.ts) may also name a namespace (checked against
+ *  `groups:`) or a URL (never resolvable); `via` is the parameter. */
 export interface NamedTarget {
-  kind: ScopeKind;
+  kind: ScopeKind | 'namespace' | 'url';
   ref: string;
+  via?: string | undefined;
 }
 
 const NUMERIC = /^[1-9][0-9]{0,15}$/;
@@ -134,27 +138,42 @@ export async function enforce(
     body: () => (body === null ? (body = bodyFields(input.body, input.contentType, input.mediaType)) : body),
   };
   const resolved = new Map<string, ScopeTarget | null>();
-  const resolve = async (t: NamedTarget): Promise<ScopeTarget | null> => {
-    const key = `${t.kind}:${t.ref}`;
-    if (!resolved.has(key)) resolved.set(key, resolver ? await resolver.resolve(t.kind, t.ref) : null);
+  const resolve = async (kind: ScopeKind, ref: string): Promise<ScopeTarget | null> => {
+    const key = `${kind}:${ref}`;
+    if (!resolved.has(key)) resolved.set(key, resolver ? await resolver.resolve(kind, ref) : null);
     return resolved.get(key)!;
   };
   const scopeProblem = async (targets: readonly NamedTarget[], lists: { projects?: readonly ScopePattern[] | undefined; groups?: readonly ScopePattern[] | undefined }, whose: string): Promise<string | undefined> => {
     for (const t of targets) {
-      const list = t.kind === 'project' ? lists.projects : lists.groups;
-      if (!list) continue;
-      const target = NUMERIC.test(t.ref) || t.ref.includes('/') || t.kind === 'group' ? await resolve(t) : null;
-      if (!target) return `scope-unresolved: ${t.kind} ${t.ref} cannot be resolved`;
-      if (!matchesScope(list, target)) return `scope: ${t.kind} ${target.fullPath} not in ${whose}${t.kind === 'project' ? 'projects' : 'groups'}`;
+      const via = t.via ? ` (${t.via})` : '';
+      if (t.kind === 'url') {
+        // An import URL may name a project of this very GitLab; the proxy cannot tell which.
+        if (lists.projects || lists.groups) return `scope-unresolved: ${t.via ?? 'a URL'} names a URL, which cannot be checked against the scope`;
+        continue;
+      }
+      // A namespace is a group or a user's namespace: a scoped client names only groups of
+      // its groups: list (a user namespace never resolves as a group, so it is refused).
+      const kind: ScopeKind = t.kind === 'namespace' ? 'group' : t.kind;
+      const list = kind === 'project' ? lists.projects : lists.groups;
+      if (!list) {
+        if (t.kind === 'namespace' && lists.projects) return `scope: namespace ${t.ref}${via} needs ${whose}groups list to name it`;
+        continue;
+      }
+      const target = NUMERIC.test(t.ref) || t.ref.includes('/') || kind === 'group' ? await resolve(kind, t.ref) : null;
+      if (!target) return `scope-unresolved: ${t.kind} ${t.ref}${via} cannot be resolved`;
+      if (!matchesScope(list, target)) return `scope: ${t.kind} ${target.fullPath}${via} not in ${whose}${kind === 'project' ? 'projects' : 'groups'}`;
     }
     return undefined;
   };
+
+  // Parameters naming another project, group or namespace (src/scope/references.ts).
+  const references = referencedTargets(input.method, input.readings, input.query, cInput.body);
 
   let winner: Match | undefined;
   let firstFailure: { reason: string; rule: Rule } | undefined;
   for (const m of candidates) {
     let reason = constraintFailure(m.rule, cInput);
-    if (!reason && m.rule.constraints) reason = await scopeProblem(routeTargets(client, input.method, input.readings, m), m.rule.constraints, 'the rule\'s ');
+    if (!reason && m.rule.constraints) reason = await scopeProblem([...routeTargets(client, input.method, input.readings, m), ...references], m.rule.constraints, 'the rule\'s ');
     if (!reason) {
       winner = m;
       break;
@@ -164,14 +183,15 @@ export async function enforce(
   if (primary && !winner) return { allow: false, reason: firstFailure!.reason, rule: firstFailure!.rule };
 
   // The client's own lists hold whatever rule (or report mode) let the request through.
-  const targets = routeTargets(client, input.method, input.readings, winner);
+  const targets = [...routeTargets(client, input.method, input.readings, winner), ...references];
   const clientProblem = await scopeProblem(targets, client, '');
   if (clientProblem) return { allow: false, reason: clientProblem, rule: winner?.rule };
 
   let note: string | undefined;
-  const scoped = targets.filter((t) => (t.kind === 'project' ? client.projects : client.groups) || (t.kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups));
+  const scoped = targets.filter((t) => t.kind !== 'url' && ((t.kind === 'project' ? client.projects : client.groups) || (t.kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups)));
   if (scoped.length > 0) {
-    note = 'scope: ' + scoped.map((t) => `${t.kind} ${resolved.get(`${t.kind}:${t.ref}`)?.fullPath ?? t.ref}`).join(', ') + ' in scope';
+    const name = (t: NamedTarget): string => resolved.get(`${t.kind === 'namespace' ? 'group' : t.kind}:${t.ref}`)?.fullPath ?? t.ref;
+    note = 'scope: ' + scoped.map((t) => `${t.kind} ${name(t)}${t.via ? ` (${t.via})` : ''}`).join(', ') + ' in scope';
   }
   const kind = routeListKind(input.method, input.readings);
   let listFilter: ((item: unknown) => boolean) | undefined;

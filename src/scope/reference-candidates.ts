@@ -1,0 +1,102 @@
+// Finds, in GitLab's generated OpenAPI description (doc/api/openapi/openapi_v3.yaml; a copy
+// in ../shared/data/), every parameter whose name says it names a project, a group or a
+// namespace, per route. src/scope/reference-params.json is the reviewed list; the test
+// (test/security/reference-params.test.ts) fails when the spec has a candidate the list has
+// not reviewed, so a newer spec's `*_project_id` is not forwarded unchecked.
+//
+//   npx node src/scope/reference-candidates.ts SPEC      prints the candidates not yet reviewed
+//
+// The spec is read with a line scanner made for this generated file's fixed layout (a YAML
+// parser takes ~12 s for its 104,000 lines): paths at two spaces, methods at four, parameters
+// as "- name:" items with "in:", request bodies inline with top-level "properties:".
+import { readFileSync } from 'node:fs';
+
+export interface SpecParam {
+  method: string;
+  /** The spec's path template: "/api/v4/projects/{id}/issues/{issue_iid}/move". */
+  path: string;
+  name: string;
+  /** path, query, json or form-data (a request body's media type). */
+  in: string;
+}
+
+/** Every parameter of every operation: path and query parameters, and the top-level
+ *  properties of request bodies. */
+export function specParams(text: string): SpecParam[] {
+  const out: SpecParam[] = [];
+  let inPaths = false;
+  let path: string | undefined;
+  let method: string | undefined;
+  let pendingName: string | undefined;
+  let body: string | undefined; // media type of the request body being read
+  let inProps = false;
+  for (const line of text.split('\n')) {
+    if (/^\S/.test(line)) {
+      inPaths = line === 'paths:';
+      continue;
+    }
+    if (!inPaths) continue;
+    let m: RegExpExecArray | null;
+    if ((m = /^ {2}"?(\/[^"]*?)"?:$/.exec(line))) {
+      path = m[1]!.replace(/\\\\/g, '\\'); // a YAML double-quoted "\\(" is "\("
+      method = undefined;
+      continue;
+    }
+    if ((m = /^ {4}(get|post|put|patch|delete|head):$/.exec(line))) {
+      method = m[1]!.toUpperCase();
+      body = undefined;
+      inProps = false;
+      continue;
+    }
+    if (!path || !method) continue;
+    if (/^ {6}\S/.test(line)) {
+      body = undefined;
+      inProps = false;
+    }
+    if ((m = /^ {6}- name: "?([^"]+?)"?$/.exec(line))) {
+      pendingName = m[1];
+      continue;
+    }
+    if ((m = /^ {8}in: (\w+)$/.exec(line)) && pendingName !== undefined) {
+      out.push({ method, path, name: pendingName, in: m[1]! });
+      pendingName = undefined;
+      continue;
+    }
+    if ((m = /^ {10}([a-z]+\/[a-z0-9.+-]+):$/.exec(line))) {
+      body = m[1]!.split('/')[1]!;
+      inProps = false;
+      continue;
+    }
+    if (body && /^ {14}properties:$/.test(line)) {
+      inProps = true;
+      continue;
+    }
+    if (body && inProps && /^ {14}\S/.test(line)) inProps = false;
+    if (body && inProps && (m = /^ {16}"?([^\s":]+?)"?:$/.exec(line))) out.push({ method, path, name: m[1]!, in: body });
+  }
+  return out;
+}
+
+/** Names that say they name a project, a group or a namespace (or an import source). */
+export const CANDIDATE_NAME = /(?:^|_)(?:project|group|namespace)(?:_id|_ids|_path|_full_path)?$|^namespace|project_id|group_id|^forked_from_id$|^parent_id$|^import_url$|remote_url$/;
+
+export function referenceCandidates(params: readonly SpecParam[]): SpecParam[] {
+  // The route's own :id is the path's target (src/scope/enforce.ts namedTargets).
+  return params.filter((p) => CANDIDATE_NAME.test(p.name) && !(p.in === 'path' && p.name === 'id'));
+}
+
+export const candidateKey = (p: { method: string; path: string; name: string }): string => `${p.method} ${p.path} ${p.name}`;
+
+if (import.meta.main) {
+  const file = process.argv[2];
+  if (!file) {
+    console.error('usage: node src/scope/reference-candidates.ts SPEC');
+    process.exit(2);
+  }
+  type Entry = { method: string; path: string; param: string };
+  const data = JSON.parse(readFileSync(new URL('./reference-params.json', import.meta.url), 'utf8')) as { references: Entry[]; ignored: Entry[] };
+  const reviewed = new Set([...data.references, ...data.ignored].map((e) => candidateKey({ ...e, name: e.param })));
+  const fresh = referenceCandidates(specParams(readFileSync(file, 'utf8'))).filter((p) => !reviewed.has(candidateKey(p)));
+  for (const p of fresh) console.log(`${candidateKey(p)} (${p.in})`);
+  console.error(`${fresh.length} candidate(s) not in src/scope/reference-params.json`);
+}
