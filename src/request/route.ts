@@ -34,5 +34,32 @@ export function routeReadings(segments: readonly string[]): readonly (readonly s
   return readings;
 }
 
-/** The readings other than the path as sent (for messages and report mode). */
-export const aliasReadings = (readings: readonly (readonly string[])[]): readonly (readonly string[])[] => readings.slice(1);
+/**
+ * A path template of GitLab's OpenAPI description ("/api/v4/projects/{id}/notes") as a
+ * regular expression over a reading's raw path ("/" + segments joined): {name} is one segment, *name
+ * the rest, "(...)" an optional part (Grape's "(-/)"), "\" escapes; a literal "." also
+ * matches "%2E" as Mustermann matches it.
+ */
+export function specTemplate(template: string): { regex: RegExp; captures: string[] } {
+  const captures: string[] = [];
+  let re = '^';
+  for (let i = 0; i < template.length; i++) {
+    const c = template[i]!;
+    if (c === '{') {
+      const end = template.indexOf('}', i);
+      captures.push(template.slice(i + 1, end));
+      re += '([^/]+)';
+      i = end;
+    } else if (c === '*') {
+      const name = /^\w+/.exec(template.slice(i + 1))?.[0] ?? '';
+      captures.push(name);
+      re += '(.+)';
+      i += name.length;
+    } else if (c === '(') re += '(?:';
+    else if (c === ')') re += ')?';
+    else if (c === '\\') re += `\\${template[++i] ?? ''}`;
+    else if (c === '.') re += '(?:\\.|%2[Ee])';
+    else re += c.replace(/[$^+?|[\]]/g, '\\$&');
+  }
+  return { regex: new RegExp(`${re}$`), captures };
+}

@@ -8,6 +8,7 @@ import type { Client } from '../policy/load.ts';
 import type { Match } from '../policy/matcher.ts';
 import type { Method, Rule } from '../policy/rule.ts';
 import type { Param } from '../request/query.ts';
+import { quickActionFields, quickActionProblem, quickActionTargets, requestQuickActions } from '../request/quick-actions.ts';
 import { referencedTargets } from './references.ts';
 import { matchesScope, targetOf, type ScopeKind, type ScopePattern, type ScopeResolver, type ScopeTarget } from './scope.ts';
 
@@ -126,17 +127,21 @@ export async function enforce(
 ): Promise<Verdict> {
   // Candidates: the rule authorize found, or, when that one has constraints, every rule that
   // matches the path and method, most specific first; the first that passes decides.
-  const primary = decision.allow ? decision.rule : undefined;
-  let candidates: Match[] = [];
-  if (primary && decision.allow) {
-    candidates = primary.constraints ? client.matcher.matchAll(input.method, input.readings[0]!) : [{ rule: primary, params: decision.params }];
-    if (candidates.length === 0) candidates = [{ rule: primary, params: decision.params }];
-  }
   let body: ReturnType<typeof bodyFields> | null = null;
   const cInput: ConstraintInput = {
     query: input.query,
     body: () => (body === null ? (body = bodyFields(input.body, input.contentType, input.mediaType)) : body),
   };
+  // Quick actions in notes and descriptions (src/request/quick-actions.ts): each must be
+  // named by the rule that allows the request.
+  const actions = requestQuickActions(input.method, input.readings, input.query, cInput.body);
+  const hasActions = actions === 'unreadable' || actions.length > 0;
+  const primary = decision.allow ? decision.rule : undefined;
+  let candidates: Match[] = [];
+  if (primary && decision.allow) {
+    candidates = primary.constraints || hasActions ? client.matcher.matchAll(input.method, input.readings[0]!) : [{ rule: primary, params: decision.params }];
+    if (candidates.length === 0) candidates = [{ rule: primary, params: decision.params }];
+  }
   const resolved = new Map<string, ScopeTarget | null>();
   const resolve = async (kind: ScopeKind, ref: string): Promise<ScopeTarget | null> => {
     const key = `${kind}:${ref}`;
@@ -171,9 +176,11 @@ export async function enforce(
 
   let winner: Match | undefined;
   let firstFailure: { reason: string; rule: Rule } | undefined;
+  // What scope-bearing commands (/move, /relate other/x#1) name; checked once a rule allows them.
+  const actionTargets = actions === 'unreadable' ? [] : quickActionTargets(actions);
   for (const m of candidates) {
-    let reason = constraintFailure(m.rule, cInput);
-    if (!reason && m.rule.constraints) reason = await scopeProblem([...routeTargets(client, input.method, input.readings, m), ...references], m.rule.constraints, 'the rule\'s ');
+    let reason = constraintFailure(m.rule, cInput) ?? quickActionProblem(actions, m.rule.constraints?.quickActions);
+    if (!reason && m.rule.constraints) reason = await scopeProblem([...routeTargets(client, input.method, input.readings, m), ...references, ...actionTargets], m.rule.constraints, 'the rule\'s ');
     if (!reason) {
       winner = m;
       break;
@@ -181,9 +188,12 @@ export async function enforce(
     firstFailure ??= { reason, rule: m.rule };
   }
   if (primary && !winner) return { allow: false, reason: firstFailure!.reason, rule: firstFailure!.rule };
+  // Report mode forwards a request no rule names: no rule names a quick action either.
+  const unruled = winner ? undefined : quickActionProblem(actions, undefined);
+  if (unruled) return { allow: false, reason: unruled, rule: undefined };
 
   // The client's own lists hold whatever rule (or report mode) let the request through.
-  const targets = [...routeTargets(client, input.method, input.readings, winner), ...references];
+  const targets = [...routeTargets(client, input.method, input.readings, winner), ...references, ...actionTargets];
   const clientProblem = await scopeProblem(targets, client, '');
   if (clientProblem) return { allow: false, reason: clientProblem, rule: winner?.rule };
 
@@ -211,7 +221,9 @@ export async function enforce(
 
 /** Whether anything here can apply to this client at all (most clients: no, and the
  *  pipeline skips the async step). */
-export function needsEnforcement(client: Client, decision: Decision): boolean {
+export function needsEnforcement(client: Client, decision: Decision, method: Method, readings: readonly (readonly string[])[]): boolean {
   // A most specific rule without constraints passes on its own: other rules need not be tried.
-  return client.projects !== undefined || client.groups !== undefined || (decision.allow && decision.rule?.constraints !== undefined);
+  return client.projects !== undefined || client.groups !== undefined || (decision.allow && decision.rule?.constraints !== undefined)
+    // A note or description may carry quick actions, whoever the client is.
+    || quickActionFields(method, readings).length > 0;
 }

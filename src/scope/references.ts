@@ -14,6 +14,7 @@
 import type { BodyFields } from '../policy/constraints.ts';
 import type { Method } from '../policy/rule.ts';
 import { rackBase, type Param } from '../request/query.ts';
+import { specTemplate } from '../request/route.ts';
 import data from './reference-params.json' with { type: 'json' };
 
 export type ReferenceKind = 'project' | 'group' | 'namespace' | 'url';
@@ -47,35 +48,6 @@ interface CompiledRoute {
 
 export const REFERENCE_ENTRIES = data.references as readonly ReferenceEntry[];
 
-/**
- * A spec template as a regular expression over the raw path: {name} is one segment, *name
- * the rest, "(...)" an optional part (Grape's "(-/)"), "\" escapes; a literal "." also
- * matches "%2E" as Mustermann matches it.
- */
-function compileTemplate(template: string): { regex: RegExp; captures: string[] } {
-  const captures: string[] = [];
-  let re = '^';
-  for (let i = 0; i < template.length; i++) {
-    const c = template[i]!;
-    if (c === '{') {
-      const end = template.indexOf('}', i);
-      captures.push(template.slice(i + 1, end));
-      re += '([^/]+)';
-      i = end;
-    } else if (c === '*') {
-      const name = /^\w+/.exec(template.slice(i + 1))?.[0] ?? '';
-      captures.push(name);
-      re += '(.+)';
-      i += name.length;
-    } else if (c === '(') re += '(?:';
-    else if (c === ')') re += ')?';
-    else if (c === '\\') re += `\\${template[++i] ?? ''}`;
-    else if (c === '.') re += '(?:\\.|%2[Ee])';
-    else re += c.replace(/[$^+?|[\]]/g, '\\$&');
-  }
-  return { regex: new RegExp(`${re}$`), captures };
-}
-
 const ROUTES: readonly CompiledRoute[] = (() => {
   const byRoute = new Map<string, { entries: ReferenceEntry[] }>();
   for (const e of REFERENCE_ENTRIES) {
@@ -85,7 +57,7 @@ const ROUTES: readonly CompiledRoute[] = (() => {
     byRoute.set(key, slot);
   }
   return [...byRoute.values()].map(({ entries }) => {
-    const { regex, captures } = compileTemplate(entries[0]!.path);
+    const { regex, captures } = specTemplate(entries[0]!.path);
     const method = entries[0]!.method;
     return {
       methods: new Set(method === 'GET' ? ['GET', 'HEAD'] : [method]),

@@ -22,7 +22,7 @@ export async function enforceStep(
   ctx: RequestContext,
   resolver: ScopeResolver | undefined,
 ): Promise<ScopeOutcome | undefined> {
-  if (!needsEnforcement(client, decision)) return undefined;
+  if (!needsEnforcement(client, decision, req.method as Parameters<typeof enforce>[2]['method'], req.readings)) return undefined;
   const verdict = await enforce(client, decision, {
     method: req.method as Parameters<typeof enforce>[2]['method'],
     readings: req.readings,
