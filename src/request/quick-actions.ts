@@ -12,9 +12,10 @@
 // Banzai::Pipeline::QuickActionPipeline). The proxy reads a superset, so that no spelling
 // GitLab runs can pass unseen: every line (split on "\n", and on "\r" as well) that starts,
 // after any white space, with "/" and a name followed by white space or the end of the line,
-// wherever it is (also in code blocks and quotes), for any name (not only GitLab's: a name
-// GitLab does not know is refused too). Names are compared after NFKC and lower-casing, as
-// Ruby's case-insensitive matching folds "ſ" to "s" and "K" (Kelvin) to "k".
+// wherever it is (also in code blocks and quotes). Names are compared after NFKC and
+// lower-casing, as Ruby's case-insensitive matching folds "ſ" to "s" and "K" (Kelvin) to "k",
+// against every name GitLab documents (quick-actions.json "commands"): a name GitLab does not
+// define runs nothing, and vendors use such lines themselves ("/packit build").
 import type { BodyFields } from '../policy/constraints.ts';
 import type { Method } from '../policy/rule.ts';
 import data from './quick-actions.json' with { type: 'json' };
@@ -43,6 +44,7 @@ export interface QuickActionEndpoint {
 
 export const QUICK_ACTION_ENDPOINTS = data.endpoints as readonly QuickActionEndpoint[];
 const SCOPE_BEARING = data.scopeBearing as Readonly<Record<string, 'project' | 'references'>>;
+const COMMANDS: ReadonlySet<string> = new Set(data.commands);
 
 const ROUTES = QUICK_ACTION_ENDPOINTS.map((e) => ({ method: e.method, regex: specTemplate(e.path).regex, field: e.field }));
 
@@ -64,7 +66,8 @@ export function findQuickActions(text: string): QuickAction[] {
   const lines = new Set([...text.replace(/\r/g, '').split('\n'), ...text.split(/\r\n|\r|\n/)]);
   for (const line of lines) {
     const m = COMMAND.exec(line);
-    if (m) out.push({ name: m[1]!.normalize('NFKC').toLowerCase(), arg: (m[2] ?? '').trim() });
+    const name = m?.[1]!.normalize('NFKC').toLowerCase();
+    if (name !== undefined && COMMANDS.has(name)) out.push({ name, arg: (m![2] ?? '').trim() });
   }
   return out;
 }

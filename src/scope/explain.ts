@@ -5,7 +5,9 @@ import { describeConstraints } from '../policy/constraints.ts';
 import type { Decision } from '../policy/evaluate.ts';
 import type { Client } from '../policy/load.ts';
 import type { Method } from '../policy/rule.ts';
+import { quickActionFields } from '../request/quick-actions.ts';
 import { routeListKind, routeTargets } from './enforce.ts';
+import { referenceParamsOf } from './references.ts';
 import type { ScopePattern } from './scope.ts';
 
 export function offlineNotes(client: Client, decision: Decision, method: Method, readings: readonly (readonly string[])[]): string[] {
@@ -29,6 +31,15 @@ export function offlineNotes(client: Client, decision: Decision, method: Method,
       const hit = list.find((p) => (numeric ? p.kind === 'id' && String(p.id) === t.ref : p.kind === 'path' && pathMatches(p.parts, t.ref.toLowerCase().split('/'))));
       notes.push(hit ? `scope: ${t.kind} ${t.ref} matches ${hit.text} in ${name}` : `scope not checked offline: ${t.kind} ${t.ref} against ${name} [${list.map((p) => p.text).join(', ')}] (GitLab resolves ids and renamed paths)`);
     }
+  }
+  const params = referenceParamsOf(method, readings);
+  if (params.length > 0 && (client.projects || client.groups || rule?.constraints?.projects || rule?.constraints?.groups)) {
+    notes.push(`parameters naming a project, group or namespace are checked per request: ${params.join(', ')}`);
+  }
+  const fields = quickActionFields(method, readings);
+  if (fields.length > 0) {
+    const allowed = rule?.constraints?.quickActions;
+    notes.push(`quick actions in ${fields.join(', ')} are refused${allowed?.length ? ` except ${allowed.map((a) => `/${a}`).join(', ')}` : ''}`);
   }
   const kind = routeListKind(method, readings);
   if (kind && (kind === 'project' ? client.projects ?? rule?.constraints?.projects : client.groups ?? rule?.constraints?.groups)) {

@@ -76,6 +76,16 @@ const decodeOnce = (s: string): string => {
   }
 };
 
+/** The reference parameters a route takes (for `explain`). */
+export function referenceParamsOf(method: Method, readings: readonly (readonly string[])[]): string[] {
+  const names = new Set<string>();
+  for (const segments of readings) {
+    const path = `/${segments.join('/')}`;
+    for (const route of ROUTES) if (route.methods.has(method) && route.regex.test(path)) for (const name of route.params.keys()) names.add(name);
+  }
+  return [...names];
+}
+
 /** How a parameter value is named: a string as sent, a safe whole number as its digits. */
 function refOf(value: unknown): string {
   if (typeof value === 'string') return value;

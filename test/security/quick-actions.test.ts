@@ -37,7 +37,7 @@ describe('the reading of a text', () => {
     expect(names('/clo\u017Fe')).toEqual(['close']); // Ruby's /i folds "ſ" to "s"
     expect(names('/label ~bug ~"needs review"')).toEqual(['label']);
     expect(names('```\n/merge\n```')).toEqual(['merge']); // skipped by GitLab, refused anyway
-    expect(names('see /merge\n/etc/hosts\nhttp://x/merge\n/')).toEqual([]);
+    expect(names('see /merge\n/etc/hosts\nhttp://x/merge\n/\n/tmp is full\n/packit build\n/merged')).toEqual([]);
   });
   it('reads what scope-bearing commands name', () => {
     expect(quickActionTargets(findQuickActions('/move other/secret\n/relate #2 other/x#3 acme/y!4\n/epic grp&5\n/clone acme/z --with_notes'))).toEqual([
@@ -133,9 +133,12 @@ describe('quick actions are refused unless the rule names them', () => {
     await expectScopeRefused(h, await write('/api/v4/projects/1/issues/1/notes', 'json', { body: '/label ~bug\n/merge' }), 'quick-actions: /merge not allowed', 403);
   });
 
-  it('text that only mentions a command passes', async () => {
-    const rec = await forwardedOnce(h, await write(NOTE, 'json', { body: 'Please do not /merge yet; see /etc/hosts' }));
+  it('text that only mentions a command, or a vendor\'s own command, passes', async () => {
+    let rec = await forwardedOnce(h, await write(NOTE, 'json', { body: 'Please do not /merge yet; see /etc/hosts' }));
     expect(rec.path).toBe(NOTE);
+    h.standin.reset();
+    rec = await forwardedOnce(h, await write(NOTE, 'form', { body: '/packit build' }));
+    expect(rec.body.toString()).toBe('body=%2Fpackit+build');
   });
 
   it('report mode does not forward quick actions either', async () => {
