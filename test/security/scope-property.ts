@@ -111,6 +111,19 @@ export function scopeViolations(rec: RecordedRequest, answer: { status: number; 
     const v = read[name] === 'p' ? projectViolation(value) : read[name] === 'g' ? groupViolation(value) : undefined;
     if (v) out.push(`${name} names ${v}`);
   }
+  // Quick actions in a note: GitLab's extractor (lib/gitlab/quick_actions/extractor.rb)
+  // deletes "\r" and runs lines "/<name>" (case-insensitive, Ruby folding "ſ" to "s") at the
+  // start of a line; the client's rules name none.
+  if (rec.method === 'POST' && routes.some((segs) => decode(segs.at(-1) ?? '') === 'notes')) {
+    for (const [name, value] of params(rec)) {
+      if (name !== 'body') continue;
+      for (const line of value.replace(/\r/g, '').split('\n')) {
+        const m = /^\/(\S+)(?: .*)?\s*$/.exec(line);
+        const cmd = m?.[1]!.replace(/\u017f/gi, 's').replace(/\u212a/g, 'k').toLowerCase();
+        if (cmd !== undefined && DANGEROUS.has(cmd)) out.push(`quick action /${cmd} in a note`);
+      }
+    }
+  }
   if (list && answer.status === 200) {
     if (answer.headers['x-total'] !== undefined) out.push('X-Total on a filtered list');
     const parsed = JSON.parse(answer.body) as unknown;
@@ -123,7 +136,13 @@ export function scopeViolations(rec: RecordedRequest, answer: { status: number; 
   return out;
 }
 
+const DANGEROUS = new Set(['merge', 'approve', 'close', 'move', 'clone', 'rebase', 'unapprove', 'reopen', 'lock', 'label', 'assign', 'ready', 'draft', 'relate', 'ship']);
+
 // ------------------------------------------------------------------ generator
+const NOTES = [
+  'LGTM', '/merge', 'ok\n/approve', 'ok\r/close', 'x\r\n/MERGE', '  /merge', '/clo\u017fe', '/move other/secret', '/label ~bug',
+  'do not /merge', '```\n/merge\n```', '> /merge', '/packit build', '/mergeX', '/merge\t', '\u2028/merge', '/Approve now', '/\u212Aeep',
+];
 const PROJECTS = ['1', '3', '42', '4', 'acme%2Fdocs', 'ACME%2FDocs', 'other%2Fsecret', 'OTHER%2FSecret', 'acme%2Fold-docs'];
 const GROUP_REFS = ['101', 'acme%2Fplatform', '100', '102', 'acme', 'other', 'ACME%2FPLATFORM'];
 const SUFFIXES = ['', '', '', '.json', '%2Ejson', '%2ejson', '.xml', '%2Etxt', '.JSON'];
@@ -131,7 +150,8 @@ const VALUES: readonly unknown[] = [2, 3, '3', 'acme/docs', 4, '4', ' 4', '0004'
 const NAMES = ['target_project_id', 'to_project_id', 'from_project_id', 'namespace', 'namespace_id', 'namespace_path', 'parent_id', 'group_id', 'TARGET_PROJECT_ID', 'Namespace'];
 
 export const scopeRequest$ = fc.record({
-  shape: fc.constantFrom('list-projects', 'list-groups', 'group-projects', 'forks', 'user-projects', 'project', 'group', 'mr', 'move', 'fork', 'compare', 'new-group', 'share'),
+  shape: fc.constantFrom('list-projects', 'list-groups', 'group-projects', 'forks', 'user-projects', 'project', 'group', 'mr', 'move', 'fork', 'compare', 'new-group', 'share', 'note', 'note'),
+  note: fc.constantFrom(...NOTES),
   project: fc.constantFrom(...PROJECTS),
   group: fc.constantFrom(...GROUP_REFS),
   suffix: fc.constantFrom(...SUFFIXES),
@@ -156,8 +176,9 @@ export function buildScopeRequest(g: ScopeRequest): { method: string; path: stri
     compare: ['GET', `/api/v4/projects/${p}/repository/compare`],
     'new-group': ['POST', '/api/v4/groups'],
     share: ['POST', `/api/v4/projects/${p}/share`],
+    note: ['POST', `/api/v4/projects/${p}/merge_requests/1/notes`],
   } as const)[g.shape];
-  const fields = new Map<string, unknown>(g.refs);
+  const fields = new Map<string, unknown>(g.shape === 'note' ? [['body', g.note]] : g.refs);
   const headers: string[] = [];
   let query = 'per_page=100';
   let body: Buffer | undefined;
