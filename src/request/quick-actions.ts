@@ -16,8 +16,7 @@
 // lower-casing, as Ruby's case-insensitive matching folds "ſ" to "s" and "K" (Kelvin) to "k",
 // against every name GitLab documents (quick-actions.json "commands"): a name GitLab does not
 // define runs nothing, and vendors use such lines themselves ("/packit build").
-import type { BodyFields } from '../policy/constraints.ts';
-import type { Method } from '../policy/rule.ts';
+import type { Method } from '../types.ts';
 import data from './quick-actions.json' with { type: 'json' };
 import { rackBase, type Param } from './query.ts';
 import { specTemplate } from './route.ts';
@@ -88,7 +87,7 @@ export function requestQuickActions(
   method: Method,
   readings: readonly (readonly string[])[],
   query: readonly Param[],
-  body: () => BodyFields | undefined,
+  body: () => { entries: readonly { key: string; value: unknown }[] } | undefined,
 ): QuickAction[] | 'unreadable' {
   const fields = quickActionFields(method, readings);
   if (fields.length === 0) return [];

@@ -11,8 +11,7 @@
 // boolean, "007", " 5", a number JavaScript cannot hold exactly) becomes a reference the
 // resolver cannot resolve, and is refused: GitLab's Integer coercion reads "007" and " 5" as 7
 // and 5, which the proxy would otherwise not have checked.
-import type { BodyFields } from '../policy/constraints.ts';
-import type { Method } from '../policy/rule.ts';
+import type { Method } from '../types.ts';
 import { rackBase, type Param } from '../request/query.ts';
 import { specTemplate } from '../request/route.ts';
 import data from './reference-params.json' with { type: 'json' };
@@ -104,7 +103,7 @@ export function referencedTargets(
   method: Method,
   readings: readonly (readonly string[])[],
   query: readonly Param[],
-  body: () => BodyFields | undefined,
+  body: () => { entries: readonly { key: string; value: unknown }[] } | undefined,
 ): ReferenceTarget[] {
   const out: ReferenceTarget[] = [];
   const add = (kind: ReferenceKind, value: unknown, via: string): void => {
