@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import type { RecordedRequest } from '../support/gitlab-standin.ts';
 import { startHarness, type AuditLine, type Harness } from '../support/harness.ts';
-import { auditLine, settle, type Sent } from './support.ts';
+import { auditLine, type Sent } from './support.ts';
 
 /** Requests forwarded for a client (not the scope resolver's look-ups). */
 export const forwardedFor = (h: Harness): RecordedRequest[] => h.standin.requests.filter((r) => typeof r.headers['x-request-id'] === 'string');
@@ -27,8 +27,8 @@ export async function expectScopeRefused(h: Harness, sent: Sent, reason: string 
   if (status !== undefined) expect(sent.status, sent.body).toBe(status);
   expect(sent.status, sent.body).toBeGreaterThanOrEqual(400);
   expect(sent.status, sent.body).toBeLessThan(500);
+  // The audit line is written once the refusal has been answered: nothing can follow it.
   const line = await auditLine(h, sent.reqId);
-  await settle();
   expect(forwardedFor(h).map((r) => `${r.method} ${r.url}`), 'nothing is forwarded to GitLab').toEqual([]);
   expect(line.decision).toBe('deny');
   if (typeof reason === 'string') expect(line.reason).toBe(reason);
