@@ -9,6 +9,7 @@ import { contextOf, type RequestContext } from './context.ts';
 import { errorResponse, ProxyError } from './errors.ts';
 import type { Forwarder } from './forward/forward.ts';
 import { LimitError } from './limits/client-limits.ts';
+import { routeName } from './catalogue/floor.ts';
 import { authorize } from './policy/evaluate.ts';
 import type { Client, Policy } from './policy/load.ts';
 import { wouldDeny } from './policy/report.ts';
@@ -65,6 +66,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
       const input = { method: req.method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
       const decision = authorize(client, input);
+      ctx.route = req.surface === 'outside' ? null : routeName(req.method, req.segments, req.formatAlias);
       // Report mode: a request that only lacks a rule goes through, audited as "would-deny".
       const reportOnly = wouldDeny(client, input, decision);
       // GraphQL denials answer in GraphQL's error format (src/graphql/errors.ts).

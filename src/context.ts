@@ -12,6 +12,7 @@ export interface RequestContext {
   path: string;
   queryKeys: string[];
   rule: string | null;
+  route: string | null;
   decision: AuditDecision;
   reason: string | null;
   upstreamStartNs: bigint | null;
@@ -36,6 +37,7 @@ export function attachContext(req: IncomingMessage): RequestContext {
     path: (q === -1 ? url : url.slice(0, q)).slice(0, MAX_PATH),
     queryKeys: [],
     rule: null,
+    route: null,
     decision: 'deny',
     reason: 'unprocessed',
     upstreamStartNs: null,
@@ -66,6 +68,7 @@ export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: Serv
     path: ctx.path,
     queryKeys: ctx.queryKeys,
     rule: ctx.rule,
+    route: ctx.route,
     decision: ctx.decision,
     reason: ctx.reason,
     status: res.statusCode,

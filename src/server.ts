@@ -380,7 +380,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: Au
     : connect ? JSON.stringify({ message: '405 Method Not Allowed' })
     : errorResponse(malformed('unparseable')).body;
   const record: AuditRecord = {
-    reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null,
+    reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null, route: null,
     decision: 'deny', reason: connect ? 'method' : `unparseable:${code}`, status, durationMs: 0, upstreamMs: null,
     bytesIn: 0, bytesOut: Buffer.byteLength(body), ip: socket.remoteAddress ?? null, userAgent: null,
   };

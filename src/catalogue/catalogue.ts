@@ -44,11 +44,17 @@ export const CLASS_BITS: Readonly<Record<RiskClass, number>> = {
 
 export function parseTemplate(template: string): TemplateSegment[] {
   return template.slice(1).split('/').map((seg): TemplateSegment => {
-    if (seg.startsWith('*')) return { kind: 'splat', name: seg.slice(1) };
-    const m = /^([^:]*):([A-Za-z0-9_]+)(.*)$/.exec(seg);
-    if (!m) return { kind: 'literal', value: seg };
-    if (m[1] === '' && m[3] === '') return { kind: 'param', name: m[2]! };
-    return { kind: 'affix', name: m[2]!, prefix: m[1]!, suffix: m[3]! };
+    if (/^\*[A-Za-z0-9_]+$/.test(seg)) return { kind: 'splat', name: seg.slice(1) };
+    // A parameter (":name", or "*name" inside a segment) anywhere in the segment; with several,
+    // the text before the first and after the last is what must match.
+    const params = [...seg.matchAll(/[:*]([A-Za-z0-9_]+)/g)];
+    if (params.length === 0) return { kind: 'literal', value: seg };
+    const first = params[0]!;
+    const last = params[params.length - 1]!;
+    const prefix = seg.slice(0, first.index);
+    const suffix = seg.slice(last.index + last[0].length);
+    if (params.length === 1 && prefix === '' && suffix === '' && seg.startsWith(':')) return { kind: 'param', name: first[1]! };
+    return { kind: 'affix', name: first[1]!, prefix, suffix };
   });
 }
 
@@ -62,6 +68,8 @@ interface Node {
   /** Method -> OR of the class bits of every route ending here with that method. */
   endMask: Map<string, number>;
 }
+
+const ALL_CLASSES = 127;
 
 const newNode = (): Node => ({ literals: new Map(), affixes: [], param: undefined, splat: undefined, end: new Map(), endMask: new Map() });
 
@@ -99,7 +107,12 @@ export class Catalogue {
   /** The route GitLab reaches for `method` on raw `segments` ("api", "v4", ...), or
    *  undefined. HEAD reaches GET routes (Grape adds one per GET route). */
   routeOf(method: string, segments: readonly string[]): Route | undefined {
-    return this.#first(this.#root, segments, 0, method) ?? (method === 'HEAD' ? this.#first(this.#root, segments, 0, 'GET') : undefined);
+    return this.routeWith(method, segments, ALL_CLASSES);
+  }
+
+  /** As routeOf, among the routes whose class bit is in `classes` only. */
+  routeWith(method: string, segments: readonly string[], classes: number): Route | undefined {
+    return this.#first(this.#root, segments, 0, method, classes) ?? (method === 'HEAD' ? this.#first(this.#root, segments, 0, 'GET', classes) : undefined);
   }
 
   /** OR of CLASS_BITS over every route `method` on `segments` could reach (0: none). */
@@ -109,28 +122,31 @@ export class Catalogue {
     return mask;
   }
 
-  #first(node: Node, segs: readonly string[], i: number, method: string): Route | undefined {
-    if (i === segs.length) return node.end.get(method);
+  #first(node: Node, segs: readonly string[], i: number, method: string, classes: number): Route | undefined {
+    if (i === segs.length) {
+      const route = node.end.get(method);
+      return route && (CLASS_BITS[route.class] & classes) !== 0 ? route : undefined;
+    }
     const seg = segs[i]!;
     const lit = node.literals.get(seg) ?? (seg.includes('%') ? node.literals.get(decoded(seg)) : undefined);
     if (lit) {
-      const hit = this.#first(lit, segs, i + 1, method);
+      const hit = this.#first(lit, segs, i + 1, method, classes);
       if (hit) return hit;
     }
     for (const a of node.affixes) {
       if (fitsAffix(seg, a.prefix, a.suffix)) {
-        const hit = this.#first(a.node, segs, i + 1, method);
+        const hit = this.#first(a.node, segs, i + 1, method, classes);
         if (hit) return hit;
       }
     }
     if (node.param) {
-      const hit = this.#first(node.param, segs, i + 1, method);
+      const hit = this.#first(node.param, segs, i + 1, method, classes);
       if (hit) return hit;
     }
     if (node.splat) {
       // Longest first: a splat is greedy, as in Mustermann.
       for (let j = segs.length; j > i; j--) {
-        const hit = this.#first(node.splat, segs, j, method);
+        const hit = this.#first(node.splat, segs, j, method, classes);
         if (hit) return hit;
       }
     }

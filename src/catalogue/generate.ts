@@ -9,7 +9,9 @@
 // Template syntax (as GitLab's Grape/Mustermann writes it, in the proxy's rule style):
 //   :name        one segment            ("{name}" in the spec)
 //   *name        one or more segments   (a Mustermann splat)
-//   pre:name.ext one segment with a literal prefix and/or suffix ("binary-{architecture}")
+//   pre:name.ext one segment with a literal prefix and/or suffix ("binary-{architecture}");
+//                a segment with several parameters keeps the text before the first and
+//                after the last ("Packages(Id='*package_name',Version='*package_version')")
 // Optional groups "(...)" in the spec are expanded into one route with and one without.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -54,12 +56,13 @@ const uniq = (names: string[]): string[] => [...new Set(names)].sort();
 
 /** "/a(/{b})/c" -> ["/a/c", "/a/{b}/c"]; nested groups expand recursively. */
 function expandOptional(path: string): string[] {
-  const open = path.indexOf('(');
+  const open = path.search(/(?<!\\)\(/);
   if (open === -1) return [path];
   let depth = 0;
   let close = -1;
   for (let i = open; i < path.length; i++) {
-    if (path[i] === '(') depth++;
+    if (path[i] === '\\') i++;
+    else if (path[i] === '(') depth++;
     else if (path[i] === ')' && --depth === 0) {
       close = i;
       break;
@@ -72,8 +75,10 @@ function expandOptional(path: string): string[] {
   return [...expandOptional(before + after), ...expandOptional(before + inner + after)].map((p) => p.replace(/\/\//g, '/'));
 }
 
+/** "{name}" -> ":name"; "\\(" -> "(" (NuGet's literal "Packages()"); an optional "(/)" leaves
+ *  no trailing "/" (Grape strips it). */
 function toTemplate(path: string): string {
-  return path.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1');
+  return path.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1').replace(/\\([()])/g, '$1').replace(/(.)\/$/, '$1');
 }
 
 function main(argv: string[]): void {

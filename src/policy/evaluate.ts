@@ -1,5 +1,6 @@
 // Authorization: a pure function from a client and a canonical request to a decision with
 // the rule or reason behind it. Deny by default. No HTTP framework here.
+import { floor } from '../catalogue/floor.ts';
 import { authorizeGraphql } from '../graphql/check.ts';
 import type { Client } from './load.ts';
 import type { Method, Rule } from './rule.ts';
@@ -65,7 +66,9 @@ function fixedDecision(client: Client, method: Method, segments: readonly string
     // "Create a personal access token with limited scopes for the currently authenticated user").
     return deny('token-self: the proxy user\'s tokens are not managed through the proxy');
   }
-  return undefined;
+  // Credential routes, and admin routes without `admin: true` (src/catalogue/floor.ts).
+  const refusal = floor(method, segments, client);
+  return refusal === undefined ? undefined : deny(refusal);
 }
 
 function decode(segment: string | undefined): string | undefined {

@@ -27,6 +27,8 @@ export interface Client {
   /** Unix seconds; tokens with an earlier iat are refused. */
   tokensIssuedAfter: number | undefined;
   allowTokenSelfRead: boolean;
+  /** `admin: true`: rules may grant admin-class routes (src/catalogue/floor.ts). */
+  admin: boolean;
   /** The preset's rules (minus `remove:`) first, then the client's own. */
   rules: readonly Rule[];
   matcher: Matcher;
@@ -230,6 +232,7 @@ function buildClient(
     revokedJti: new Set(spec.revoked_jti ?? []),
     tokensIssuedAfter: tokensIssuedAfter ?? undefined,
     allowTokenSelfRead: spec.allow_token_self_read ?? false,
+    admin: spec.admin === true,
     rules,
     matcher: new Matcher(rules),
     source,

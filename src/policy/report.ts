@@ -6,7 +6,7 @@ import type { Client } from './load.ts';
 
 /** The denials that mean "no rule names this request" (also through a ".json" reading).
  *  Not among them: canonicalization refusals (malformed, sudo, smuggling, credentials),
- *  which never reach the policy, and the fixed denials (not-api, internal-api, token-self)
+ *  which never reach the policy, and the fixed denials (not-api, internal-api, token-self, credential-route, admin-route)
  *  and bad identifiers, which no rule can lift. */
 const REPORTABLE = /^(?:format-suffix: )?(?:no-rule|method-not-allowed):/;
 

@@ -57,6 +57,10 @@ export const ClientSchema = z.strictObject({
     .boolean()
     .optional()
     .describe('Allow GET /api/v4/personal_access_tokens/self (read the real token\'s metadata). Rotation is never allowed.'),
+  admin: z
+    .boolean()
+    .optional()
+    .describe('Let this client\'s rules reach instance administration routes (admin class, src/catalogue/classes.ts). Credential routes stay refused.'),
   upstream_token_file: z
     .string()
     .min(1)
