@@ -10,12 +10,16 @@ import { ProxyError } from './errors.ts';
 import { authorize } from './policy/evaluate.ts';
 import { auditReport } from './commands/audit-report.ts';
 import { parseTime } from './commands/audit-lines.ts';
+import { catalogue, CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
+import { nearestRoute, routesOfRule } from './catalogue/coverage.ts';
+import { describeRoute } from './catalogue/floor.ts';
+import { checkJson, reachText } from './commands/check-report.ts';
 import { learn } from './commands/learn.ts';
 import { SCHEMA_FILE, writeSchema } from './commands/schema.ts';
 import { checkPolicyDir } from './policy/check.ts';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
 import { wouldDeny } from './policy/report.ts';
-import type { Method } from './policy/rule.ts';
+import { parseRule, RuleSyntaxError, type Method } from './policy/rule.ts';
 import { canonicalize } from './request/canonicalize.ts';
 import { explainGraphqlQuery } from './graphql/check.ts';
 import { runServe } from './serve.ts';
@@ -42,11 +46,14 @@ Configuration is read from the environment: see README.md.`,
 Runs the proxy. Configuration comes from the environment (GITLAB_URL, GITLAB_TOKEN or
 GITLAB_TOKEN_FILE, PROXY_JWT_SECRET or PROXY_JWT_SECRET_FILE, POLICY_DIR, PORT, ...).
 SIGHUP re-reads the policy directory and token files; SIGTERM or SIGINT shuts down gracefully.`,
-  check: `Usage: gitlab-scope-proxy check [--policies DIR]
+  check: `Usage: gitlab-scope-proxy check [--policies DIR] [--json]
 
 Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies), the presets
 they extend and every preset in DIR/presets/, runs each client's tests:, and reports every
-problem as "file:line:col message". Exit 1 if there is any.`,
+problem as "file:line:col message". A rule that matches no GitLab route is a problem (with the
+nearest real route). Exit 1 if there is any. Then, per client, the GitLab routes it reaches
+by risk class, with examples, and a warning for admin, destructive, membership and
+exfiltration grants. --json prints all of it as JSON for CI.`,
   token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE]
 
 Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECRET
@@ -54,12 +61,15 @@ Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECR
 chosen by the key's type). Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy),
 issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90d).`,
   explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--graphql-query Q] METHOD TARGET
+       gitlab-scope-proxy explain --rule 'METHODS PATH'
 
 Prints "allow" or "deny" and the rule or reason that decided, for METHOD TARGET
 (e.g. GET /api/v4/projects/5) as client NAME, without calling GitLab. For a client in
 report mode, a denial the proxy forwards anyway prints "would-deny".
 POST /api/graphql prints "needs-body" unless --graphql-query gives the query text to check
 (operations, fields, depth, length; project and group scope needs GitLab and is not checked).
+A second line names the GitLab route reached ("route<TAB>GET /api/v4/projects/:id (Projects)")
+and its risk class. --rule lists every GitLab route a rule covers, with its class.
 Exit 0 for allow, 1 for deny, would-deny or needs-body.`,
   learn: `Usage: gitlab-scope-proxy learn --client NAME [--diff [--policies DIR]] [FILE...]
 
@@ -136,14 +146,22 @@ function policyDirOf(flag: string | undefined): string {
 }
 
 function check(args: string[]): number {
-  const { values } = parse(args, { policies: { type: 'string' } }, USAGE.check!);
+  const { values } = parse(args, { policies: { type: 'string' }, json: { type: 'boolean' } }, USAGE.check!);
   if (values.help) return help('check');
   const dir = policyDirOf(values.policies as string | undefined);
-  const { policy, problems, presets, tests } = checkPolicyDir(dir);
+  const result = checkPolicyDir(dir);
+  const { policy, problems, presets, tests } = result;
+  if (values.json) {
+    console.log(JSON.stringify(checkJson(dir, result, problems.map(formatProblem)), null, 2));
+    return policy && problems.length === 0 ? 0 : 1;
+  }
   if (policy && problems.length === 0) {
     const rules = [...policy.clients.values()].reduce((n, c) => n + c.rules.length, 0);
     const more = [presets ? `${presets} presets` : '', tests ? `${tests} tests passed` : ''].filter(Boolean);
     console.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})${more.length ? `; ${more.join(', ')}` : ''}`);
+    // What each client reaches in GitLab's route table, and warnings for risky classes.
+    const reach = reachText(result.reach);
+    if (reach) console.log(reach);
     return 0;
   }
   for (const p of problems) console.log(formatProblem(p));
@@ -204,8 +222,10 @@ function warnIfUnknownClient(client: string): void {
 }
 
 function explain(args: string[]): number {
-  const { values, positionals } = parse(args, { policies: { type: 'string' }, client: { type: 'string' }, 'graphql-query': { type: 'string' } }, USAGE.explain!, true);
+  const { values, positionals } = parse(args, { policies: { type: 'string' }, client: { type: 'string' }, 'graphql-query': { type: 'string' }, rule: { type: 'string' } }, USAGE.explain!, true);
   if (values.help) return help('explain');
+  // --rule: the GitLab routes one rule covers (src/catalogue/coverage.ts).
+  if (values.rule !== undefined) return explainRule(values.rule as string);
   const name = values.client as string | undefined;
   if (!name || positionals.length !== 2) throw new UsageError(`--client, METHOD and TARGET are required\n\n${USAGE.explain}`);
   const [method, target] = positionals as [string, string];
@@ -246,19 +266,46 @@ function explain(args: string[]): number {
       console.log(`allow\t${decision.reason}: ${explainGraphqlQuery(client, query)}${scoped ? '\t(project and group scope is checked against GitLab when served)' : ''}`);
       return 0;
     }
+    // The GitLab route the request reaches, printed after the decision.
+    const route = req.surface === 'api' ? catalogue.routeOf(req.method, req.segments) ?? (req.formatAlias ? catalogue.routeOf(req.method, req.formatAlias) : undefined) : undefined;
+    const routeLine = route ? `route\t${describeRoute(route)}\t${route.class}: ${route.reason}` : req.surface === 'api' ? 'route\tnone: GitLab has no such route' : undefined;
     if (decision.allow) {
       // Constraints and project/group scope are checked per request (src/scope/explain.ts).
       const notes = offlineNotes(client, decision, input.method, input.segments);
       console.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}${notes.length ? `\t(${notes.join('; ')})` : ''}`);
+      if (routeLine) console.log(routeLine);
       return 0;
     }
     console.log(wouldDeny(client, input, decision) ? `would-deny\t${decision.reason}\t(report mode: forwarded and audited)` : `deny\t${decision.reason}`);
+    if (routeLine) console.log(routeLine);
     return 1;
   } catch (err) {
     if (!(err instanceof ProxyError)) throw err;
     console.log(`deny\t${err.reason}${err.detail && err.detail !== err.reason ? `: ${err.detail}` : ''} (${err.status})`);
     return 1;
   }
+}
+
+function explainRule(text: string): number {
+  let rule;
+  try {
+    rule = parseRule(text, 'explain --rule');
+  } catch (err) {
+    if (!(err instanceof RuleSyntaxError)) throw err;
+    throw new UsageError(`--rule: ${err.message}`);
+  }
+  const routes = routesOfRule(rule);
+  if (routes.length === 0) {
+    const near = nearestRoute(rule);
+    console.log(`none\t"${text}" matches no GitLab route${near ? `; nearest: ${near.method} ${near.template}` : ''}`);
+    return 1;
+  }
+  for (const r of routes) {
+    const refused = r.class === 'credential' ? '\t(refused by the floor)' : r.class === 'admin' ? '\t(needs admin: true)' : '';
+    console.log(`${r.class}\t${describeRoute(r)}${refused}`);
+  }
+  console.error(`${routes.length} GitLab route${routes.length === 1 ? '' : 's'} (GitLab ${CATALOGUE_SOURCE.gitlab})`);
+  return 0;
 }
 
 async function learnCommand(args: string[]): Promise<number> {
