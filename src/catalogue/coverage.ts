@@ -114,3 +114,12 @@ export function unknownRouteProblems(rules: readonly Rule[]): { rule: Rule; mess
   }
   return out;
 }
+
+/** One line for a preset's header and the README: "read 20, write 9, exfiltration 2;
+ *  credential 0, admin 0" (routes reached per class; the floor classes always shown). */
+export function classSummary(rules: readonly Rule[]): string {
+  const reach = reachOf(rules, true);
+  const n = (cls: RiskClass): number => reach.find((k) => k.class === cls)!.routes.length + reach.find((k) => k.class === cls)!.refused.length;
+  const granted = RISK_CLASSES.filter((c) => c !== 'credential' && c !== 'admin' && n(c) > 0).map((c) => `${c} ${n(c)}`);
+  return `${granted.join(', ')}; credential ${n('credential')}, admin ${n('admin')}`;
+}
