@@ -36,7 +36,7 @@ const RENOVATE: Call[] = [
   call('GET /api/v4/version'),
   call('GET /api/v4/users?username=jdoe'),
   call('GET /api/v4/users/jdoe/status'),
-  // A top-level group by bare path ("acme") is refused as a bad identifier: see renovate.yaml.
+  call('GET /api/v4/groups/acme/members'), // a top-level group by bare path, as autodiscovery sends it
   call('GET /api/v4/groups/acme%2Fplatform/members'),
   call('GET /api/v4/groups/acme%2Fplatform/projects?include_subgroups=true'),
   call('GET /api/v4/projects?membership=true&min_access_level=30&archived=false&with_merge_requests_enabled=true&per_page=100'),
