@@ -3,7 +3,7 @@
 import { floor } from '../catalogue/floor.ts';
 import { formatReading } from '../catalogue/format.ts';
 import { authorizeGraphql } from '../graphql/check.ts';
-import type { Client } from './load.ts';
+import type { Client } from '../types.ts';
 import type { Method, Rule } from './rule.ts';
 
 export interface AuthorizeInput {
