@@ -9,6 +9,7 @@ import { contextOf, type RequestContext } from './context.ts';
 import { errorResponse, ProxyError } from './errors.ts';
 import type { Forwarder } from './forward/forward.ts';
 import { LimitError } from './limits/client-limits.ts';
+import { getCatalogue } from './catalogue/catalogue.ts';
 import { routeName } from './catalogue/floor.ts';
 import { authorize } from './policy/evaluate.ts';
 import type { Client, Policy } from './policy/load.ts';
@@ -45,6 +46,7 @@ const ALLOW_HEADER = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
+  getCatalogue(); // GitLab's route table, built once now rather than on the first request
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));

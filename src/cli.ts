@@ -10,7 +10,7 @@ import { ProxyError } from './errors.ts';
 import { authorize } from './policy/evaluate.ts';
 import { auditReport } from './commands/audit-report.ts';
 import { parseTime } from './commands/audit-lines.ts';
-import { catalogue, CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
+import { getCatalogue, CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
 import { nearestRoute, routesOfRule } from './catalogue/coverage.ts';
 import { describeRoute } from './catalogue/floor.ts';
 import { checkJson, reachText } from './commands/check-report.ts';
@@ -267,7 +267,7 @@ function explain(args: string[]): number {
       return 0;
     }
     // The GitLab route the request reaches, printed after the decision.
-    const route = req.surface === 'api' ? catalogue.routeOf(req.method, req.segments) ?? (req.formatAlias ? catalogue.routeOf(req.method, req.formatAlias) : undefined) : undefined;
+    const route = req.surface === 'api' ? getCatalogue().routeOf(req.method, req.segments) ?? (req.formatAlias ? getCatalogue().routeOf(req.method, req.formatAlias) : undefined) : undefined;
     const routeLine = route ? `route\t${describeRoute(route)}\t${route.class}: ${route.reason}` : req.surface === 'api' ? 'route\tnone: GitLab has no such route' : undefined;
     if (decision.allow) {
       // Constraints and project/group scope are checked per request (src/scope/explain.ts).

@@ -189,7 +189,13 @@ function buildRoutes(): Route[] {
   });
 }
 
-/** The shipped catalogue: GitLab's routes, each with its class. */
-export const catalogue = new Catalogue(buildRoutes());
+let shipped: Catalogue | undefined;
 
-export const routeOf = (method: string, segments: readonly string[]): Route | undefined => catalogue.routeOf(method, segments);
+/** The shipped catalogue: GitLab's routes, each with its class. Built on first use (about
+ *  0.1 s), so commands that never look a route up do not pay for it; the server builds it
+ *  at start (app.ts). */
+export function getCatalogue(): Catalogue {
+  return (shipped ??= new Catalogue(buildRoutes()));
+}
+
+export const routeOf = (method: string, segments: readonly string[]): Route | undefined => getCatalogue().routeOf(method, segments);

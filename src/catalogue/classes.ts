@@ -171,13 +171,32 @@ export const CLASS_RULES: readonly (readonly [string, RiskClass, string])[] = [
   ['POST,PUT,PATCH /**', 'write', 'changes'],
 ];
 
-type Compiled = { methods: ReadonlySet<string> | 'any'; segments: readonly (RegExp | '**')[]; class: RiskClass; reason: string; text: string };
+/** A pattern segment: compared as a string, or a RegExp when it has a "*", or "**". */
+type SegmentPattern = string | RegExp | { any: true };
+type Compiled = {
+  methods: ReadonlySet<string> | 'any';
+  segments: readonly SegmentPattern[];
+  /** The pattern's first three segments when they are plain words ("api", "v4", "projects"):
+   *  a cheap test that skips most rules for a route. */
+  head: readonly (string | undefined)[];
+  class: RiskClass;
+  reason: string;
+  text: string;
+};
+const ANY_SEGMENTS = { any: true } as const;
 
 const compiled: Compiled[] = CLASS_RULES.map(([text, cls, reason]) => {
   const [methods, path] = text.split(' ') as [string, string];
+  const segments = path.slice(1).split('/').map((seg): SegmentPattern => (seg === '**' ? ANY_SEGMENTS : seg.includes('*') ? new RegExp(`^${seg.split('*').map(escape).join('.*')}$`) : seg));
+  const head: (string | undefined)[] = [];
+  for (const seg of segments.slice(0, 3)) {
+    if (typeof seg !== 'string') break;
+    head.push(seg);
+  }
   return {
     methods: methods === '*' ? 'any' : new Set(methods.split(',')),
-    segments: path.slice(1).split('/').map((seg) => (seg === '**' ? '**' : new RegExp(`^${seg.split('*').map(escape).join('.*')}$`))),
+    segments,
+    head,
     class: cls,
     reason,
     text,
@@ -190,6 +209,7 @@ function escape(text: string): string {
 
 function fits(rule: Compiled, method: string, template: readonly string[]): boolean {
   if (rule.methods !== 'any' && !rule.methods.has(method)) return false;
+  for (let i = 0; i < rule.head.length; i++) if (rule.head[i] !== template[i]) return false;
   return fitsFrom(rule.segments, 0, template, 0);
 }
 
@@ -197,11 +217,13 @@ function fits(rule: Compiled, method: string, template: readonly string[]): bool
 function fitsFrom(pattern: Compiled['segments'], p: number, template: readonly string[], t: number): boolean {
   if (p === pattern.length) return t === template.length;
   const seg = pattern[p]!;
-  if (seg === '**') {
+  if (typeof seg === 'object' && 'any' in seg) {
     for (let k = t; k <= template.length; k++) if (fitsFrom(pattern, p + 1, template, k)) return true;
     return false;
   }
-  return t < template.length && seg.test(template[t]!) && fitsFrom(pattern, p + 1, template, t + 1);
+  if (t >= template.length) return false;
+  const ok = typeof seg === 'string' ? seg === template[t] : seg.test(template[t]!);
+  return ok && fitsFrom(pattern, p + 1, template, t + 1);
 }
 
 /** The class of one route, with the rule that gave it; undefined when no rule matches. */

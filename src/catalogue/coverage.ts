@@ -2,15 +2,16 @@
 // classes of what a client may reach, and the nearest real route for a rule that reaches
 // none (a typo such as ".../wiki" for ".../wikis"). Pure; `check` and `explain --rule` use it.
 import type { Rule, Segment } from '../policy/rule.ts';
-import { catalogue, CATALOGUE_SOURCE, type Route, type TemplateSegment } from './catalogue.ts';
+import { getCatalogue, CATALOGUE_SOURCE, type Route, type TemplateSegment } from './catalogue.ts';
 import { RISK_CLASSES, type RiskClass } from './classes.ts';
 
 /** Routes under /api/v4 (the only surface rules name). */
-const API_ROUTES = catalogue.routes.filter((r) => r.template.startsWith('/api/v4/') && !r.template.startsWith('/api/v4/internal/'));
+let apiRoutes: readonly Route[] | undefined;
+const API_ROUTES = (): readonly Route[] => (apiRoutes ??= getCatalogue().routes.filter((r) => r.template.startsWith('/api/v4/') && !r.template.startsWith('/api/v4/internal/')));
 
 /** The catalogue routes `rule` allows (methods and path); constraints are not looked at. */
 export function routesOfRule(rule: Rule): Route[] {
-  return API_ROUTES.filter((r) => rule.methods.has(r.method as never) && covers(rule.segments, 0, r.segments, 0));
+  return API_ROUTES().filter((r) => rule.methods.has(r.method as never) && covers(rule.segments, 0, r.segments, 0));
 }
 
 /** Whether the rule's path segments from `i` cover the template's segments from `j`. */
@@ -65,7 +66,7 @@ export function reachOf(rules: readonly Rule[], admin: boolean): ClassReach[] {
   const reached = new Set<Route>();
   for (const rule of rules) for (const r of routesOfRule(rule)) reached.add(r);
   return RISK_CLASSES.map((cls) => {
-    const all = API_ROUTES.filter((r) => r.class === cls && reached.has(r));
+    const all = API_ROUTES().filter((r) => r.class === cls && reached.has(r));
     const floor = cls === 'credential' || (cls === 'admin' && !admin);
     return { class: cls, routes: floor ? [] : all, refused: floor ? all : [] };
   });
@@ -80,7 +81,7 @@ export function nearestRoute(rule: Rule): Route | undefined {
   let best: Route | undefined;
   let bestDistance = Infinity;
   const methods = rule.methods;
-  for (const r of API_ROUTES) {
+  for (const r of API_ROUTES()) {
     const d = distance(path, r.template) + (methods.has(r.method as never) ? 0 : 2);
     if (d < bestDistance) {
       best = r;

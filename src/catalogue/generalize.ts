@@ -1,7 +1,7 @@
 // `learn`'s generalisation from GitLab's route table: a concrete request path becomes the
 // template of the GitLab route it reaches, written as a rule path, with that route's risk
 // class. Routes of the floor (credential; admin) are reported, never proposed.
-import { catalogue, CLASS_BITS, type Route } from './catalogue.ts';
+import { getCatalogue, CLASS_BITS, type Route } from './catalogue.ts';
 import type { RiskClass } from './classes.ts';
 
 export type Generalized =
@@ -16,11 +16,11 @@ export function generalizeToRoute(method: string, path: string): Generalized {
   const segments = path.slice(1).split('/');
   const last = segments[segments.length - 1] ?? '';
   const alias = /(?:\.|%2[Ee])json$/.test(last) ? [...segments.slice(0, -1), last.replace(/(?:\.|%2[Ee])json$/, '')] : undefined;
-  const mask = catalogue.classesOf(method, segments) | (alias ? catalogue.classesOf(method, alias) : 0);
-  const route = catalogue.routeOf(method, segments) ?? (alias ? catalogue.routeOf(method, alias) : undefined);
+  const mask = getCatalogue().classesOf(method, segments) | (alias ? getCatalogue().classesOf(method, alias) : 0);
+  const route = getCatalogue().routeOf(method, segments) ?? (alias ? getCatalogue().routeOf(method, alias) : undefined);
   if (!route) return { kind: 'unknown' };
   if (mask & CLASS_BITS.credential || mask & CLASS_BITS.admin) {
-    return { kind: 'floor', route: catalogue.routeWith(method, segments, CLASS_BITS.credential | CLASS_BITS.admin) ?? (alias ? catalogue.routeWith(method, alias, CLASS_BITS.credential | CLASS_BITS.admin) : undefined) ?? route };
+    return { kind: 'floor', route: getCatalogue().routeWith(method, segments, CLASS_BITS.credential | CLASS_BITS.admin) ?? (alias ? getCatalogue().routeWith(method, alias, CLASS_BITS.credential | CLASS_BITS.admin) : undefined) ?? route };
   }
   const parts: string[] = [];
   for (const [i, seg] of route.segments.entries()) {
