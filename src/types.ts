@@ -29,6 +29,9 @@ export interface RuleConstraints {
   /** Narrow this rule to these projects / groups (on top of the client's own lists). */
   projects: readonly ScopePattern[] | undefined;
   groups: readonly ScopePattern[] | undefined;
+  /** `target:`: fields the object the request acts on must have now, read from GitLab with
+   *  the proxy's token before forwarding (src/policy/target.ts). Empty: no such check. */
+  target: ReadonlyMap<string, Constraint>;
 }
 
 export interface Rule {

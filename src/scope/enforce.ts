@@ -2,7 +2,7 @@
 // (src/policy/evaluate.ts) and the body was read: object rules' constraints, the client's and
 // the rule's project/group scope, and which list answers must be filtered. Async because
 // scope asks GitLab who a project or group is (src/scope/scope.ts).
-import { bodyFields, constraintFailure, type ConstraintInput } from '../policy/constraints.ts';
+import { bodyFields, constraintFailure, targetFailure, type ConstraintInput } from '../policy/constraints.ts';
 import type { Decision } from '../policy/evaluate.ts';
 import type { Client } from '../types.ts';
 import type { Match } from '../policy/matcher.ts';
@@ -132,6 +132,8 @@ export async function enforce(
   for (const m of candidates) {
     let reason = constraintFailure(m.rule, cInput);
     if (!reason && m.rule.constraints) reason = await scopeProblem(namedTargets(input.segments, m.params), m.rule.constraints, 'the rule\'s ');
+    // target: the object's current state, read from GitLab before forwarding.
+    if (!reason && m.rule.constraints?.target.size) reason = targetFailure(m.rule, resolver ? await resolver.current('/' + input.segments.join('/')) : undefined);
     if (!reason) {
       winner = m;
       break;
