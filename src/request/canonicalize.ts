@@ -21,12 +21,19 @@ export interface CanonicalRequest {
   path: string;
   /** `path` split on "/", raw, without the leading empty string. */
   segments: readonly string[];
-  /** Every way GitLab may route the path (src/request/route.ts): `segments` first, then the
-   *  readings without a format suffix Grape strips ("projects.json" is "projects"). Every
-   *  step that decides on the path reads all of these, never `segments` alone. */
+  /** GitLab's Grape drops a trailing ".json" format suffix (grape lib/grape/path.rb): the
+   *  segments as GitLab may also read them, when the last segment has one (the route
+   *  catalogue decides which reading a route takes: src/catalogue/format.ts). */
+  formatAlias: readonly string[] | undefined;
+  /** Every way GitLab may route the path (src/request/route.ts): `segments` first, then each
+   *  cut of the last segment at a "." or "%2E" (Grape's "(.:format)" takes any extension:
+   *  "projects.json", "projects.xml" are "projects"). The floor, project/group scope,
+   *  reference parameters, quick actions and list filtering read all of these. */
   readings: readonly (readonly string[])[];
   surface: Surface;
   query: readonly Param[];
+  /** Whether the target had a "?" at all (an empty query is a query to GraphQL's reading). */
+  hasQuery: boolean;
   /** The query to forward, raw, with the client's own credential removed ('' for none). */
   forwardQuery: string;
   credential: ClientCredential | undefined;
@@ -34,6 +41,8 @@ export interface CanonicalRequest {
   forwardHeaders: Readonly<Record<string, string>>;
   host: string | undefined;
   body: { length: number | undefined; mediaType: string | undefined } | undefined;
+  /** The Content-Type as sent (a multipart body's boundary is read from it). */
+  contentType: string | undefined;
   /** A git smart-HTTP route (src/git/route.ts); undefined for every other path. */
   git?: GitRoute | undefined;
 }
@@ -48,10 +57,11 @@ const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()+,=@%/]*$/;
 const QUERY_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?[\]]*$/;
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 const CONTROL = /[\x00-\x1f\x7f\\]/;
+const ENCODED_UNRESERVED = /%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f]|7[0-9AaEe])/;
 
 export function canonicalize(method: string, rawTarget: string, rawHeaders: readonly string[], root: string): CanonicalRequest {
   // Workhorse accepts only the exact upper-case method names (rejectmethods/middleware.go).
-  if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { detail: 'method not allowed', closeConnection: true });
+  if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { message: 'method not allowed', closeConnection: true });
   const gitRules = gitHeaderRules(method, rawTarget.split('?', 1)[0]!, root);
   const headers = readHeaders(rawHeaders, gitRules);
 
@@ -68,7 +78,7 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
   const clientTokenParams = query.filter((p) => CLIENT_TOKEN_PARAMS.has(p.base));
   for (const p of clientTokenParams) {
     if (p.key !== p.base || credential) {
-      throw new ProxyError('unauthorized', 'ambiguous-credentials', { detail: 'send one credential only' });
+      throw new ProxyError('unauthorized', 'ambiguous-credentials', { message: 'send one credential only' });
     }
     credential = { source: p.base === 'private_token' ? 'query:private_token' : 'query:access_token', token: p.value };
   }
@@ -81,6 +91,10 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     throw malformed('body-on-safe-method', `a ${method} request may not have a body`);
   }
 
+  const last = segments[segments.length - 1];
+  const formatAlias = last !== undefined && /(?:\.|%2e)json$/i.test(last)
+    ? [...segments.slice(0, -1), last.replace(/(?:\.|%2e)json$/i, '')]
+    : undefined;
   const git = gitRules && surface === 'outside'
     ? gitRoute(method, segments, query, method === 'POST' ? mediaType(headers.contentType) : undefined, headers.forward['git-protocol'])
     : undefined;
@@ -89,14 +103,17 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     method: method as RequestMethod,
     path: '/' + segments.join('/'),
     segments,
+    formatAlias,
     readings: routeReadings(segments),
     surface,
     query,
+    hasQuery: q !== -1,
     forwardQuery,
     credential,
     forwardHeaders: headers.forward,
     host: headers.host,
     body: hasBody ? { length: headers.contentLength, mediaType: mediaType(headers.contentType) } : undefined,
+    contentType: headers.contentType,
     git,
   };
 }
@@ -110,8 +127,12 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   // form, so "/api/v4/%69nternal" is routed as "/api/v4/internal". Clients encode none of
   // the unreserved characters but "." (python-gitlab writes README%2Emd); refusing the
   // others keeps every literal in the path readable as written.
-  if (/%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f]|7[0-9AaEe])/.test(rawPath)) {
-    throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+  // One exception: a segment holding an encoded "/" is always a parameter value (no route
+  // literal contains "/"), which Mustermann unescapes whole: "acme%2Fmy%2Dapp" is "acme/my-app".
+  for (const seg of rawPath.split('/')) {
+    if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
+      throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+    }
   }
   let rel = rawPath;
   let surface: Surface = 'api';
@@ -151,7 +172,7 @@ function readQuery(rawQuery: string): Param[] {
   if (!QUERY_CHARS.test(rawQuery)) throw malformed('query-characters', 'query contains characters that must be percent-encoded');
   const params = parseParams(rawQuery, 'query');
   for (const p of params) {
-    if (p.base === 'sudo') throw new ProxyError('forbidden', 'sudo', { detail: 'sudo is not allowed through this proxy' });
+    if (p.base === 'sudo') throw new ProxyError('forbidden', 'sudo', { message: 'sudo is not allowed through this proxy' });
     if (p.base === '_method') throw malformed('method-override', 'method override parameters are not allowed');
     if (CREDENTIAL_PARAMS.has(p.base) && !CLIENT_TOKEN_PARAMS.has(p.base)) throw malformed('credential-parameter', `parameter "${p.base}" is not allowed`);
     // Grape picks the response format from ?format= (grape middleware/formatter.rb).
@@ -185,4 +206,4 @@ function mediaType(contentType: string | undefined): string | undefined {
 }
 
 const badContentType = (): ProxyError =>
-  new ProxyError('unsupported-media', 'content-type', { detail: 'unsupported content-type parameters', closeConnection: true });
+  new ProxyError('unsupported-media', 'content-type', { message: 'unsupported content-type parameters', closeConnection: true });

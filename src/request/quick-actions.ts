@@ -99,10 +99,10 @@ export function requestQuickActions(
 }
 
 /** Why these quick actions are refused under a rule allowing `allowed`, or undefined. */
-export function quickActionProblem(actions: readonly QuickAction[] | 'unreadable', allowed: readonly string[] | undefined): string | undefined {
-  if (actions === 'unreadable') return 'quick-actions: the body cannot be read for quick actions';
+export function quickActionProblem(actions: readonly QuickAction[] | 'unreadable', allowed: readonly string[] | undefined): { reason: 'quick-actions'; detail: string } | undefined {
+  if (actions === 'unreadable') return { reason: 'quick-actions', detail: 'the body cannot be read for quick actions' };
   const refused = actions.find((a) => !allowed?.includes(a.name));
-  return refused ? `quick-actions: /${refused.name} not allowed` : undefined;
+  return refused ? { reason: 'quick-actions', detail: `/${refused.name} not allowed` } : undefined;
 }
 
 const PATH = '[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*';

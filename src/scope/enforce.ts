@@ -2,11 +2,8 @@
 // (src/policy/evaluate.ts) and the body was read: object rules' constraints, the client's and
 // the rule's project/group scope, and which list answers must be filtered. Async because
 // scope asks GitLab who a project or group is (src/scope/scope.ts).
-import { bodyFields, constraintFailure, type ConstraintInput } from '../policy/constraints.ts';
-import type { Decision } from '../policy/evaluate.ts';
-import type { Client } from '../types.ts';
-import type { Match } from '../policy/matcher.ts';
-import type { Method, Rule } from '../policy/rule.ts';
+import { bodyFields, constraintFailure, targetFailure, type ConstraintInput, type Failure } from '../policy/constraints.ts';
+import type { Client, Match, Method, Rule } from '../types.ts';
 import type { Param } from '../request/query.ts';
 import { quickActionFields, quickActionProblem, quickActionTargets, requestQuickActions } from '../request/quick-actions.ts';
 import { referencedTargets } from './references.ts';
@@ -28,12 +25,12 @@ export type Verdict =
       allow: true;
       /** The rule that allowed it (the first whose constraints pass), if any. */
       rule: Rule | undefined;
-      /** What scope decided, for the audit line's reason; undefined when scope played no part. */
+      /** What scope decided, for the audit line's detail; undefined when scope played no part. */
       note: string | undefined;
       /** Keeps an item of a list answer (GET /projects, /groups...); undefined: no filtering. */
       listFilter: ((item: unknown) => boolean) | undefined;
     }
-  | { allow: false; reason: string; rule: Rule | undefined };
+  | { allow: false; reason: Failure['reason']; detail: string; rule: Rule | undefined };
 
 /** A project or group the request names: `ref` is a numeric id or a decoded full path.
  *  Parameters (src/scope/references.ts) may also name a namespace (checked against
@@ -118,15 +115,14 @@ export function listKind(method: Method, segments: readonly string[]): ScopeKind
   return undefined;
 }
 
-/** Decides what `authorize` allowed (or report mode forwards) once the body is known. */
+/** Decides what the path allowed (`match`, undefined for report mode's forwards and rules
+ *  the proxy grants itself) once the body is known. */
 export async function enforce(
   client: Client,
-  decision: Decision,
+  match: Match | undefined,
   input: EnforceInput,
   resolver: ScopeResolver | undefined,
 ): Promise<Verdict> {
-  // Candidates: the rule authorize found, or, when that one has constraints, every rule that
-  // matches the path and method, most specific first; the first that passes decides.
   let body: ReturnType<typeof bodyFields> | null = null;
   const cInput: ConstraintInput = {
     query: input.query,
@@ -136,11 +132,14 @@ export async function enforce(
   // named by the rule that allows the request.
   const actions = requestQuickActions(input.method, input.readings, input.query, cInput.body);
   const hasActions = actions === 'unreadable' || actions.length > 0;
-  const primary = decision.allow ? decision.rule : undefined;
+  // Candidates: the rule the path found, or, when that one has constraints (or the text has
+  // quick actions another rule may allow), every rule that matches the path and method, most
+  // specific first; the first that passes decides.
+  const primary = match?.rule;
   let candidates: Match[] = [];
-  if (primary && decision.allow) {
-    candidates = primary.constraints || hasActions ? client.matcher.matchAll(input.method, input.readings[0]!) : [{ rule: primary, params: decision.params }];
-    if (candidates.length === 0) candidates = [{ rule: primary, params: decision.params }];
+  if (match) {
+    candidates = match.rule.constraints || hasActions ? client.matcher.matchAll(input.method, input.readings[0]!) : [match];
+    if (candidates.length === 0) candidates = [match];
   }
   const resolved = new Map<string, ScopeTarget | null>();
   const resolve = async (kind: ScopeKind, ref: string): Promise<ScopeTarget | null> => {
@@ -148,12 +147,12 @@ export async function enforce(
     if (!resolved.has(key)) resolved.set(key, resolver ? await resolver.resolve(kind, ref) : null);
     return resolved.get(key)!;
   };
-  const scopeProblem = async (targets: readonly NamedTarget[], lists: { projects?: readonly ScopePattern[] | undefined; groups?: readonly ScopePattern[] | undefined }, whose: string): Promise<string | undefined> => {
+  const scopeProblem = async (targets: readonly NamedTarget[], lists: { projects?: readonly ScopePattern[] | undefined; groups?: readonly ScopePattern[] | undefined }, whose: string): Promise<Failure | undefined> => {
     for (const t of targets) {
       const via = t.via ? ` (${t.via})` : '';
       if (t.kind === 'url') {
         // An import URL may name a project of this very GitLab; the proxy cannot tell which.
-        if (lists.projects || lists.groups) return `scope-unresolved: ${t.via ?? 'a URL'} names a URL, which cannot be checked against the scope`;
+        if (lists.projects || lists.groups) return { reason: 'scope-unresolved', detail: `${t.via ?? 'a URL'} names a URL, which cannot be checked against the scope` };
         continue;
       }
       // A namespace is a group or a user's namespace: a scoped client names only groups of
@@ -161,12 +160,12 @@ export async function enforce(
       const kind: ScopeKind = t.kind === 'namespace' ? 'group' : t.kind;
       const list = kind === 'project' ? lists.projects : lists.groups;
       if (!list) {
-        if (t.kind === 'namespace' && lists.projects) return `scope: namespace ${t.ref}${via} needs ${whose}groups list to name it`;
+        if (t.kind === 'namespace' && lists.projects) return { reason: 'scope', detail: `namespace ${t.ref}${via} needs ${whose}groups list to name it` };
         continue;
       }
       const target = NUMERIC.test(t.ref) || t.ref.includes('/') || kind === 'group' ? await resolve(kind, t.ref) : null;
-      if (!target) return `scope-unresolved: ${t.kind} ${t.ref}${via} cannot be resolved`;
-      if (!matchesScope(list, target)) return `scope: ${t.kind} ${target.fullPath}${via} not in ${whose}${kind === 'project' ? 'projects' : 'groups'}`;
+      if (!target) return { reason: 'scope-unresolved', detail: `${t.kind} ${t.ref}${via} cannot be resolved` };
+      if (!matchesScope(list, target)) return { reason: 'scope', detail: `${t.kind} ${target.fullPath}${via} not in ${whose}${kind === 'project' ? 'projects' : 'groups'}` };
     }
     return undefined;
   };
@@ -175,33 +174,35 @@ export async function enforce(
   const references = referencedTargets(input.method, input.readings, input.query, cInput.body);
 
   let winner: Match | undefined;
-  let firstFailure: { reason: string; rule: Rule } | undefined;
+  let firstFailure: { failure: Failure; rule: Rule } | undefined;
   // What scope-bearing commands (/move, /relate other/x#1) name; checked once a rule allows them.
   const actionTargets = actions === 'unreadable' ? [] : quickActionTargets(actions);
   for (const m of candidates) {
-    let reason = constraintFailure(m.rule, cInput) ?? quickActionProblem(actions, m.rule.constraints?.quickActions);
-    if (!reason && m.rule.constraints) reason = await scopeProblem([...routeTargets(client, input.method, input.readings, m), ...references, ...actionTargets], m.rule.constraints, 'the rule\'s ');
-    if (!reason) {
+    let failure = constraintFailure(m.rule, cInput) ?? quickActionProblem(actions, m.rule.constraints?.quickActions);
+    // target: the object's current state, read from GitLab before forwarding.
+    if (!failure && m.rule.constraints?.target.size) failure = targetFailure(m.rule, resolver ? await resolver.current('/' + input.readings[0]!.join('/')) : undefined);
+    if (!failure && m.rule.constraints) failure = await scopeProblem([...routeTargets(client, input.method, input.readings, m), ...references, ...actionTargets], m.rule.constraints, 'the rule\'s ');
+    if (!failure) {
       winner = m;
       break;
     }
-    firstFailure ??= { reason, rule: m.rule };
+    firstFailure ??= { failure, rule: m.rule };
   }
-  if (primary && !winner) return { allow: false, reason: firstFailure!.reason, rule: firstFailure!.rule };
+  if (primary && !winner) return { allow: false, ...firstFailure!.failure, rule: firstFailure!.rule };
   // Report mode forwards a request no rule names: no rule names a quick action either.
   const unruled = winner ? undefined : quickActionProblem(actions, undefined);
-  if (unruled) return { allow: false, reason: unruled, rule: undefined };
+  if (unruled) return { allow: false, ...unruled, rule: undefined };
 
   // The client's own lists hold whatever rule (or report mode) let the request through.
   const targets = [...routeTargets(client, input.method, input.readings, winner), ...references, ...actionTargets];
   const clientProblem = await scopeProblem(targets, client, '');
-  if (clientProblem) return { allow: false, reason: clientProblem, rule: winner?.rule };
+  if (clientProblem) return { allow: false, ...clientProblem, rule: winner?.rule };
 
   let note: string | undefined;
   const scoped = targets.filter((t) => t.kind !== 'url' && ((t.kind === 'project' ? client.projects : client.groups) || (t.kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups)));
   if (scoped.length > 0) {
     const name = (t: NamedTarget): string => resolved.get(`${t.kind === 'namespace' ? 'group' : t.kind}:${t.ref}`)?.fullPath ?? t.ref;
-    note = 'scope: ' + scoped.map((t) => `${t.kind} ${name(t)}${t.via ? ` (${t.via})` : ''}`).join(', ') + ' in scope';
+    note = scoped.map((t) => `${t.kind} ${name(t)}${t.via ? ` (${t.via})` : ''}`).join(', ') + ' in scope';
   }
   const kind = routeListKind(input.method, input.readings);
   let listFilter: ((item: unknown) => boolean) | undefined;
@@ -213,17 +214,17 @@ export async function enforce(
         const target = targetOf(kind, item);
         return target !== null && lists.every((l) => matchesScope(l, target));
       };
-      note = `${note ? `${note}; ` : ''}scope: ${kind} list filtered to ${kind === 'project' ? 'projects' : 'groups'}`;
+      note = `${note ? `${note}; ` : ''}${kind} list filtered to ${kind === 'project' ? 'projects' : 'groups'}`;
     }
   }
   return { allow: true, rule: winner?.rule ?? primary, note, listFilter };
 }
 
 /** Whether anything here can apply to this client at all (most clients: no, and the
- *  pipeline skips the async step). */
-export function needsEnforcement(client: Client, decision: Decision, method: Method, readings: readonly (readonly string[])[]): boolean {
+ *  decision skips the async step). */
+export function needsEnforcement(client: Client, match: Match | undefined, method: Method, readings: readonly (readonly string[])[]): boolean {
   // A most specific rule without constraints passes on its own: other rules need not be tried.
-  return client.projects !== undefined || client.groups !== undefined || (decision.allow && decision.rule?.constraints !== undefined)
+  return client.projects !== undefined || client.groups !== undefined || match?.rule.constraints !== undefined
     // A note or description may carry quick actions, whoever the client is.
     || quickActionFields(method, readings).length > 0;
 }

@@ -211,7 +211,7 @@ describe('a reference inside the scope is forwarded as sent', () => {
     const sent = await send(h.url, { path: '/api/v4/projects/1/repository/compare?from=a&to=b&from_project_id=2', headers: [bearer(jwt)] });
     const rec = await forwardedOnce(h, sent);
     expect(rec.url).toBe('/api/v4/projects/1/repository/compare?from=a&to=b&from_project_id=2');
-    expect((await h.audit.find((l) => l.reqId === sent.reqId))?.reason).toMatch(/project acme\/platform\/web \(from_project_id\)/);
+    expect(h.audit.find((l) => l.reqId === sent.reqId)).toMatchObject({ reason: 'scope-checked', detail: expect.stringMatching(/project acme\/platform\/web \(from_project_id\)/) });
   });
 
   it('an issue moved and a merge request opened within the scope, a fork into an in-scope group', async () => {

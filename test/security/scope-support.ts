@@ -31,8 +31,10 @@ export async function expectScopeRefused(h: Harness, sent: Sent, reason: string 
   const line = await auditLine(h, sent.reqId);
   expect(forwardedFor(h).map((r) => `${r.method} ${r.url}`), 'nothing is forwarded to GitLab').toEqual([]);
   expect(line.decision).toBe('deny');
-  if (typeof reason === 'string') expect(line.reason).toBe(reason);
-  else expect(line.reason).toMatch(reason);
+  // The audit line's reason (from the closed list) and what it concerned, as one text.
+  const said = line.detail ? `${line.reason}: ${line.detail}` : String(line.reason);
+  if (typeof reason === 'string') expect(said).toBe(reason);
+  else expect(said).toMatch(reason);
   return line;
 }
 
