@@ -73,10 +73,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (req.surface === 'graphql') checkGraphqlRequestLine(incoming.url ?? '', req.body);
       ctx.rule = !decision.allow ? null : decision.rule ? `${decision.rule.text} (${decision.rule.source})` : decision.reason;
 
-      const body = req.body ? await readBody(incoming, deps.maxBodyBytes, req.body.length) : EMPTY;
+      let body = req.body ? await readBody(incoming, deps.maxBodyBytes, req.body.length) : EMPTY;
       ctx.bytesIn = body.length;
-      if (req.surface === 'graphql') ctx.rule = `${ctx.rule ?? 'graphql'}: ${await checkGraphqlBody(client, body, deps.scope)}`;
-      else checkBody(body, incoming.headers['content-type'], req);
+      if (req.surface === 'graphql') {
+        // GitLab gets the proxy's print of what it checked, never the client's text (src/graphql/gitlab-text.ts).
+        const checked = await checkGraphqlBody(client, body, deps.scope);
+        ctx.rule = `${ctx.rule ?? 'graphql'}: ${checked.summary}`;
+        body = checked.forwardBody;
+      } else checkBody(body, incoming.headers['content-type'], req);
       // Object rules' constraints and project/group scope (src/scope/enforce.ts).
       const scoped = req.surface === 'api' ? await enforceStep(client, decision, req, body, incoming.headers['content-type'], ctx, deps.scope) : undefined;
 

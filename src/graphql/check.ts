@@ -8,6 +8,7 @@ import { ProxyError } from '../errors.ts';
 import { inScope, type ScopeResolver } from '../scope/scope.ts';
 import { analyzeEntry, type EntryAnalysis, type GraphqlEntry } from './document.ts';
 import { graphqlDenied, graphqlMalformed, GraphqlRefusal } from './errors.ts';
+import { canonicalText } from './gitlab-text.ts';
 import { READ_API_GRAPHQL, type GraphqlPolicy } from './policy.ts';
 
 /** The client's GraphQL policy: its `graphql:` section, else the read_api default, else none. */
@@ -40,16 +41,31 @@ const SINGLE_KEYS = new Set(['query', 'operationName', 'variables', 'remove_depr
 const BATCH_KEYS = new Set(['query', 'operationName', 'variables']);
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** What checkGraphqlBody found: the audit summary and the body to forward in place of the client's. */
+export interface GraphqlCheck {
+  /** For the audit line: "query project,currentUser". */
+  summary: string;
+  /** The checked request re-serialized: each query printed from its checked document, variables
+   *  and operationName as checked (see gitlab-text.ts canonicalText). */
+  forwardBody: Buffer;
+}
+
+/** One entry as read from the body, with what is forwarded besides the query text. */
+interface ReadEntry extends GraphqlEntry {
+  removeDeprecated: boolean | undefined;
+}
+
 /**
  * Reads the body as GitLab's GraphqlController would and checks every operation in it
- * against the client's policy and scope. Resolves with a short summary for the audit line
- * ("query project,currentUser"); throws a GraphqlRefusal otherwise.
+ * against the client's policy and scope. Resolves with the audit summary and the bytes to
+ * forward; throws a GraphqlRefusal otherwise.
  */
-export async function checkGraphqlBody(client: Client, body: Buffer, resolver: ScopeResolver | undefined): Promise<string> {
+export async function checkGraphqlBody(client: Client, body: Buffer, resolver: ScopeResolver | undefined): Promise<GraphqlCheck> {
   const policy = graphqlPolicyOf(client);
   if (!policy) throw graphqlDenied('not enabled for this client');
   const value = readJson(body);
-  let entries: GraphqlEntry[];
+  let entries: ReadEntry[];
+  const batch = Array.isArray(value);
   if (Array.isArray(value)) {
     // Apollo batching: Rails puts a JSON array into params[:_json] and GitLab runs every entry
     // (graphql_controller.rb multiplex?); each entry must pass.
@@ -66,8 +82,21 @@ export async function checkGraphqlBody(client: Client, body: Buffer, resolver: S
   const analyses: EntryAnalysis[] = entries.map((e) => analyzeEntry(e, policy));
   const roots = analyses.flatMap((a) => a.roots);
   await checkScope(client, roots, resolver);
+  const forwarded = entries.map((e, i) => forwardEntry(e, analyses[i]!));
   const ops = [...new Set(roots.map((r) => r.operation))].join(',');
-  return `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
+  return {
+    summary: `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`,
+    forwardBody: Buffer.from(JSON.stringify(batch ? forwarded : forwarded[0]), 'utf8'),
+  };
+}
+
+/** The entry GitLab receives: the checked document printed, and the values that were checked. */
+function forwardEntry(e: ReadEntry, analysis: EntryAnalysis): Record<string, unknown> {
+  const out: Record<string, unknown> = { query: canonicalText(analysis.document) };
+  if (e.operationName !== null) out.operationName = e.operationName;
+  if (Object.keys(e.variables).length > 0) out.variables = e.variables;
+  if (e.removeDeprecated !== undefined) out.remove_deprecated = e.removeDeprecated;
+  return out;
 }
 
 function readJson(body: Buffer): unknown {
@@ -85,7 +114,7 @@ function readJson(body: Buffer): unknown {
   }
 }
 
-function readEntry(value: unknown, keys: ReadonlySet<string>, where: string): GraphqlEntry {
+function readEntry(value: unknown, keys: ReadonlySet<string>, where: string): ReadEntry {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw graphqlMalformed(`${where}body must be a JSON object or an array of them`);
   const o = value as Record<string, unknown>;
   // Only the keys GitLab reads (graphql_controller.rb permitted_*_params). Any other key could
@@ -95,7 +124,16 @@ function readEntry(value: unknown, keys: ReadonlySet<string>, where: string): Gr
   if (typeof o.query !== 'string') throw graphqlMalformed(`${where}query must be a string`);
   if (o.operationName !== undefined && o.operationName !== null && typeof o.operationName !== 'string') throw graphqlMalformed(`${where}operationName must be a string`);
   if (o.remove_deprecated !== undefined && typeof o.remove_deprecated !== 'boolean') throw graphqlMalformed('remove_deprecated must be true or false');
-  return { query: o.query, operationName: (o.operationName as string | null | undefined) ?? null, variables: readVariables(o.variables, where, keys === BATCH_KEYS) };
+  const inBatch = keys === BATCH_KEYS;
+  const variables = readVariables(o.variables, where, inBatch);
+  checkNumbers(variables, `${where}variables`);
+  return {
+    query: o.query,
+    operationName: (o.operationName as string | null | undefined) ?? null,
+    variables,
+    preprocessed: !inBatch,
+    removeDeprecated: o.remove_deprecated as boolean | undefined,
+  };
 }
 
 /** `variables` as lib/gitlab/graphql/variables.rb reads them: an object, or JSON text of one
@@ -118,6 +156,18 @@ function readVariables(v: unknown, where: string, inBatch: boolean): Record<stri
   // variables.rb would parse a JSON string inside the string again: refused.
   if (typeof parsed !== 'object' || Array.isArray(parsed)) throw graphqlMalformed(`${where}variables must be a JSON object`);
   return parsed as Record<string, unknown>;
+}
+
+/** Variables are forwarded re-serialized: an integer beyond 2^53 would reach GitLab as another
+ *  number than the client sent, so it is refused rather than changed. */
+function checkNumbers(value: unknown, where: string): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value))) throw graphqlMalformed(`${where}: number ${value} cannot be forwarded exactly`);
+  } else if (Array.isArray(value)) {
+    for (const v of value) checkNumbers(v, where);
+  } else if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) checkNumbers(v, where);
+  }
 }
 
 const SCOPE_FREE = new Set(['__typename', '__schema', '__type']);
@@ -169,7 +219,7 @@ export function explainGraphqlQuery(client: Client, query: string): string {
   const policy = graphqlPolicyOf(client);
   if (!policy) throw graphqlDenied('not enabled for this client');
   if (query.length > policy.maxLength) throw graphqlDenied(`query longer than max_length ${policy.maxLength} (${query.length} characters)`);
-  const { roots } = analyzeEntry({ query, operationName: null, variables: {} }, policy);
+  const { roots } = analyzeEntry({ query, operationName: null, variables: {}, preprocessed: true }, policy);
   const ops = [...new Set(roots.map((r) => r.operation))].join(',');
   return `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
 }

@@ -12,6 +12,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import { graphqlDenied, graphqlMalformed } from './errors.ts';
+import { readingDifference } from './gitlab-text.ts';
 import type { FieldTree, GraphqlPolicy } from './policy.ts';
 
 export type OperationType = 'query' | 'mutation';
@@ -21,9 +22,13 @@ export interface GraphqlEntry {
   query: string;
   operationName: string | null;
   variables: Readonly<Record<string, unknown>>;
+  /** True for a non-batch request: GitLab rewrites its text first (see gitlab-text.ts). */
+  preprocessed: boolean;
 }
 
 export interface EntryAnalysis {
+  /** The parsed document, as checked: what the proxy forwards (printed). */
+  document: DocumentNode;
   /** Every root field of every operation, fragments expanded: "project", "mutation.createIssue". */
   roots: { operation: OperationType; field: string; fullPath: string | null | undefined }[];
 }
@@ -45,6 +50,8 @@ export function analyzeEntry(entry: GraphqlEntry, policy: GraphqlPolicy): EntryA
     // refusing every text graphql-js cannot read keeps one reading.
     throw graphqlMalformed('syntax-error', err instanceof Error ? err.message : 'cannot parse the query');
   }
+  const difference = readingDifference(entry.query, entry.preprocessed);
+  if (difference) throw graphqlMalformed('ambiguous-text', difference);
 
   const operations: OperationDefinitionNode[] = [];
   const fragments = new Map<string, FragmentDefinitionNode>();
@@ -73,7 +80,7 @@ export function analyzeEntry(entry: GraphqlEntry, policy: GraphqlPolicy): EntryA
     const walker = new Walker(type, policy, fragments, op, entry.variables, roots);
     walker.walk(op.selectionSet, [], 0, []);
   }
-  return { roots };
+  return { document: doc, roots };
 }
 
 /** GitLab runs the operation named by operationName, or the only one (graphql-ruby
