@@ -51,7 +51,7 @@ export function analyzeEntry(entry: GraphqlEntry, policy: GraphqlPolicy): EntryA
     throw graphqlMalformed('syntax-error', err instanceof Error ? err.message : 'cannot parse the query');
   }
   const difference = readingDifference(entry.query, entry.preprocessed);
-  if (difference) throw graphqlMalformed('ambiguous-text', difference);
+  if (difference) throw graphqlMalformed(`ambiguous-text: ${difference}`);
 
   const operations: OperationDefinitionNode[] = [];
   const fragments = new Map<string, FragmentDefinitionNode>();

@@ -61,9 +61,12 @@ export function readingDifference(text: string, preprocessed: boolean): string |
     if (text.slice(end, token.start).replace(/#[^\r\n]*/g, '').includes('\uFEFF')) return 'a byte-order mark outside a string';
     if (token.kind === TokenKind.BLOCK_STRING) {
       // graphql-ruby's BLOCK_STRING_REGEXP and graphql-js disagree on where a block string
-      // with a backslash or a quote inside ends (e.g. \"""" ); plain text reads the same.
+      // with a backslash or a quote inside ends (e.g. \"""" ); graphql-ruby does not unescape
+      // \""", splits lines at "\n" only, counts only spaces as indentation and takes \f, \v and
+      // \r for blank (block_string.rb trim_whitespace). Text without control characters other
+      // than "\n", indented with spaces, reads the same.
       const inner = text.slice(token.start + 3, token.end - 3);
-      if (/["\\]/.test(inner)) return 'a block string with a quote or backslash inside';
+      if (/["\\\x00-\x09\x0b-\x1f\x7f]/.test(inner)) return 'a block string with a quote, backslash or control character inside';
     }
     end = token.end;
   }
