@@ -9,6 +9,7 @@ import { inScope, type ScopeResolver } from '../scope/scope.ts';
 import { analyzeEntry, type EntryAnalysis, type GraphqlEntry } from './document.ts';
 import { graphqlDenied, graphqlMalformed, GraphqlRefusal } from './errors.ts';
 import { canonicalText } from './gitlab-text.ts';
+import { scopeReferences } from './scope-walk.ts';
 import { READ_API_GRAPHQL, type GraphqlPolicy } from './policy.ts';
 
 /** The client's GraphQL policy: its `graphql:` section, else the read_api default, else none. */
@@ -81,7 +82,7 @@ export async function checkGraphqlBody(client: Client, body: Buffer, resolver: S
 
   const analyses: EntryAnalysis[] = entries.map((e) => analyzeEntry(e, policy));
   const roots = analyses.flatMap((a) => a.roots);
-  await checkScope(client, roots, resolver);
+  await checkScope(client, entries, analyses, resolver);
   const forwarded = entries.map((e, i) => forwardEntry(e, analyses[i]!));
   const ops = [...new Set(roots.map((r) => r.operation))].join(',');
   return {
@@ -170,30 +171,18 @@ function checkNumbers(value: unknown, where: string): void {
   }
 }
 
-const SCOPE_FREE = new Set(['__typename', '__schema', '__type']);
-
 /**
- * A client with `projects:` or `groups:` may name projects and groups only through the root
- * fields `project(fullPath:)` and `group(fullPath:)`, whose paths are checked like a REST
- * request's. Every other root field (currentUser, projects, issue(id:), namespace, any
- * mutation) reaches projects and groups without naming them by path and is refused.
+ * A client with `projects:` or `groups:` may reach projects and groups only by naming them:
+ * every field of every entry is typed with GitLab's reference (scope-walk.ts), and the paths
+ * named through project(fullPath:), group(fullPath:) and namespace(fullPath:) are checked like
+ * a REST request's.
  */
-async function checkScope(client: Client, roots: EntryAnalysis['roots'], resolver: ScopeResolver | undefined): Promise<void> {
+async function checkScope(client: Client, entries: readonly GraphqlEntry[], analyses: readonly EntryAnalysis[], resolver: ScopeResolver | undefined): Promise<void> {
   if (client.projects === undefined && client.groups === undefined) return;
-  for (const root of roots) {
-    const label = root.operation === 'mutation' ? `mutation.${root.field}` : root.field;
-    if (SCOPE_FREE.has(root.field) && root.operation === 'query') continue;
-    const kind = root.operation === 'query' && (root.field === 'project' || root.field === 'group') ? root.field : undefined;
-    if (!kind) throw graphqlDenied(`field ${label} cannot be scope-checked (the client has projects:/groups:)`);
-    // fullPath is a required argument (ID!): without one GitLab refuses the query.
-    if (root.fullPath === undefined || root.fullPath === null) continue;
-    const path = root.fullPath;
-    // A numeric string would be resolved as an id here, but looked up as a path by GitLab.
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/.test(path) || /^[0-9]+$/.test(path)) {
-      throw graphqlDenied(`${kind} "${path}" is not a full path`);
-    }
-    if (!resolver) throw graphqlDenied(`${kind} ${path}: scope cannot be resolved`);
-    if (!(await graphqlInScope(client, kind, path, resolver))) throw graphqlDenied(`${kind} ${path} out of scope`);
+  const refs = analyses.flatMap((a, i) => scopeReferences(a.document, entries[i]!.variables));
+  for (const ref of refs) {
+    if (!resolver) throw graphqlDenied(`${ref.field} ${ref.fullPath}: scope cannot be resolved`);
+    if (!(await graphqlInScope(client, ref.kind, ref.fullPath, resolver))) throw graphqlDenied(`${ref.field} ${ref.fullPath} out of scope`);
   }
 }
 

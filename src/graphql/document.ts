@@ -1,6 +1,6 @@
 // Reads one GraphQL request (query text, operationName, variables) the way GitLab's
-// graphql-ruby would, checks it against a client's GraphQL policy, and returns the root
-// fields that name a project or group so that the caller can check their scope.
+// graphql-ruby would, checks it against a client's GraphQL policy, and returns the parsed
+// document and its root fields (scope is checked on the document by scope-walk.ts).
 // Pure: no I/O. Every refusal is a GraphqlRefusal naming the first thing refused.
 import {
   Kind,
@@ -9,7 +9,6 @@ import {
   type FragmentDefinitionNode,
   type OperationDefinitionNode,
   type SelectionSetNode,
-  type ValueNode,
 } from 'graphql';
 import { graphqlDenied, graphqlMalformed } from './errors.ts';
 import { readingDifference } from './gitlab-text.ts';
@@ -30,7 +29,7 @@ export interface EntryAnalysis {
   /** The parsed document, as checked: what the proxy forwards (printed). */
   document: DocumentNode;
   /** Every root field of every operation, fragments expanded: "project", "mutation.createIssue". */
-  roots: { operation: OperationType; field: string; fullPath: string | null | undefined }[];
+  roots: { operation: OperationType; field: string }[];
 }
 
 const INTROSPECTION = new Set(['__schema', '__type']);
@@ -77,7 +76,7 @@ export function analyzeEntry(entry: GraphqlEntry, policy: GraphqlPolicy): EntryA
     if (policy.operationNames && !policy.operationNames.has(op.name?.value ?? '')) {
       throw graphqlDenied(op.name ? `operation name ${op.name.value} not allowed` : 'anonymous operation not allowed (operation_names is set)');
     }
-    const walker = new Walker(type, policy, fragments, op, entry.variables, roots);
+    const walker = new Walker(type, policy, fragments, roots);
     walker.walk(op.selectionSet, [], 0, []);
   }
   return { document: doc, roots };
@@ -108,23 +107,17 @@ class Walker {
   readonly #type: OperationType;
   readonly #policy: GraphqlPolicy;
   readonly #fragments: ReadonlyMap<string, FragmentDefinitionNode>;
-  readonly #op: OperationDefinitionNode;
-  readonly #variables: Readonly<Record<string, unknown>>;
   readonly #roots: EntryAnalysis['roots'];
 
   constructor(
     type: OperationType,
     policy: GraphqlPolicy,
     fragments: ReadonlyMap<string, FragmentDefinitionNode>,
-    op: OperationDefinitionNode,
-    variables: Readonly<Record<string, unknown>>,
     roots: EntryAnalysis['roots'],
   ) {
     this.#type = type;
     this.#policy = policy;
     this.#fragments = fragments;
-    this.#op = op;
-    this.#variables = variables;
     this.#roots = roots;
   }
 
@@ -146,7 +139,7 @@ class Walker {
         const fieldPath = [...path, name];
         if (depth + 1 > this.#policy.maxDepth) throw graphqlDenied(`query deeper than max_depth ${this.#policy.maxDepth} at ${this.#label(fieldPath)}`);
         if (!this.#allowed(fieldPath)) throw graphqlDenied(`field ${this.#label(fieldPath)} not allowed`);
-        if (path.length === 0) this.#roots.push({ operation: this.#type, field: name, fullPath: this.#fullPath(name, sel.arguments ?? []) });
+        if (path.length === 0) this.#roots.push({ operation: this.#type, field: name });
         if (sel.selectionSet) this.walk(sel.selectionSet, fieldPath, depth + 1, fragmentStack);
       }
     }
@@ -173,33 +166,5 @@ class Walker {
       node = child;
     }
     return true;
-  }
-
-  /** The `fullPath` argument of a root field: undefined when it has none, null when it is
-   *  null or not given, else the string GitLab will look up. */
-  #fullPath(field: string, args: readonly { name: { value: string }; value: ValueNode }[]): string | null | undefined {
-    const given = args.filter((a) => a.name.value === 'fullPath');
-    if (given.length === 0) return undefined;
-    if (given.length > 1) throw graphqlMalformed(`${field}: fullPath given twice`);
-    return this.#string(field, given[0]!.value);
-  }
-
-  #string(field: string, value: ValueNode): string | null {
-    if (value.kind === Kind.STRING) return value.value;
-    if (value.kind === Kind.NULL) return null;
-    if (value.kind === Kind.VARIABLE) {
-      const name = value.name.value;
-      const def = this.#op.variableDefinitions?.find((d) => d.variable.name.value === name);
-      if (!def) throw graphqlMalformed(`variable $${name} is not defined`);
-      if (Object.hasOwn(this.#variables, name)) {
-        const v = this.#variables[name];
-        if (typeof v === 'string' || v === null) return v;
-        throw graphqlDenied(`${field}: fullPath must be a string`);
-      }
-      // Not provided: graphql-ruby uses the variable's default value, else null.
-      return def.defaultValue ? this.#string(field, def.defaultValue) : null;
-    }
-    // Numbers and lists would be coerced by the ID type to something else than was checked.
-    throw graphqlDenied(`${field}: fullPath must be a string`);
   }
 }
