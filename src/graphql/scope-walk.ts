@@ -12,7 +12,7 @@
 //    which projects it returns is known only to GitLab.
 //  - Below the root, an argument whose name speaks of a project, group or namespace
 //    (projectId, groupPath, includeSubgroups, fullPath, ...) is refused: it may point elsewhere.
-//  - Fragments and inline fragments are walked with their type condition; @include/@skip are
+//  - Fragments and inline fragments must be on the type they are spread in; @include/@skip are
 //    ignored (the selection is treated as present); aliases do not matter, names do.
 import {
   Kind,
@@ -76,11 +76,10 @@ function walk(set: SelectionSetNode, type: string, path: readonly string[], ctx:
       const on = sel.kind === Kind.INLINE_FRAGMENT ? sel.typeCondition?.name.value : ctx.fragments.get(sel.name.value)?.typeCondition.name.value;
       const body = sel.kind === Kind.INLINE_FRAGMENT ? sel.selectionSet : ctx.fragments.get(sel.name.value)?.selectionSet;
       if (!body) throw graphqlMalformed(`unknown fragment ${sel.kind === Kind.FRAGMENT_SPREAD ? sel.name.value : ''}`);
-      const next = on ?? type;
-      // GitLab's validation refuses a fragment whose type cannot apply here; the table decides
-      // what may be selected on the type it names.
-      if (next !== type && !TYPES[next]) throw graphqlDenied(`fragment on ${next} at ${label(path)} cannot be scope-checked`);
-      walk(body, next, path, ctx);
+      // The table has no interfaces or unions: a fragment must be on the very type it is
+      // spread in (GitLab's validation refuses the others anyway).
+      if (on !== undefined && on !== type) throw graphqlDenied(`fragment on ${on} at ${label(path) || type} cannot be scope-checked`);
+      walk(body, type, path, ctx);
     }
   }
 }

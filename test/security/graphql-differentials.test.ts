@@ -22,13 +22,20 @@ clients:
     graphql:
       operations: [query]
       fields: [currentUser, project]
+  scoped:
+    projects: ["acme/**"]
+    graphql:
+      operations: [query]
+      fields: [currentUser, project]
 `;
 
 let h: Harness;
 let jwt: string;
+let scopedJwt: string;
 beforeAll(async () => {
   h = await startHarness({ policies: { 'vendor.yaml': POLICY } });
   jwt = await h.token('vendor');
+  scopedJwt = await h.token('scoped');
 });
 afterAll(() => h.close());
 beforeEach(() => h.standin.reset());
@@ -40,8 +47,8 @@ interface Outcome {
   audit: AuditLine;
 }
 
-async function post(body: string): Promise<Outcome> {
-  const res = await fetch(`${h.url}/api/graphql`, { method: 'POST', headers: { Authorization: `Bearer ${jwt}`, 'Content-Type': 'application/json' }, body });
+async function post(body: string, scoped = false): Promise<Outcome> {
+  const res = await fetch(`${h.url}/api/graphql`, { method: 'POST', headers: { Authorization: `Bearer ${scoped ? scopedJwt : jwt}`, 'Content-Type': 'application/json' }, body });
   await res.arrayBuffer();
   const reqId = res.headers.get('x-request-id');
   const end = Date.now() + 2000;
@@ -62,7 +69,7 @@ const entries = (body: unknown): Entry[] => (Array.isArray(body) ? body : [body]
  * what it received, runs only what the client's policy allows, reads it exactly as the proxy
  * read the client's text, and the client's raw text would not have meant anything else to GitLab.
  */
-function checkOutcome(sentBody: unknown, out: Outcome): 'forwarded' | 'refused' {
+function checkOutcome(sentBody: unknown, out: Outcome, scoped = false): 'forwarded' | 'refused' {
   if (out.received.length === 0) {
     expect(out.status).toBeGreaterThanOrEqual(400);
     expect(out.status).toBeLessThan(500);
@@ -83,6 +90,8 @@ function checkOutcome(sentBody: unknown, out: Outcome): 'forwarded' | 'refused' 
     for (const op of gitlab!.operations) {
       expect(op.type, `GitLab would run only queries: ${JSON.stringify(g.query)}`).toBe('query');
       for (const f of op.rootFields) expect(ALLOWED_ROOTS.has(f), `root field ${f} reaches GitLab`).toBe(true);
+      // projects: ["acme/**"]: every project GitLab would look up is in it.
+      if (scoped) for (const m of op.text.matchAll(/fullPath:"((?:[^"\\]|\\.)*)"/g)) expect(JSON.parse(`"${m[1]!}"`)).toMatch(/^acme\/[^/]+(\/[^/]+)*$/);
     }
     const proxy = jsReading(s.query);
     expect(gitlab, 'GitLab reads what the proxy checked').toEqual(proxy);
@@ -191,7 +200,7 @@ const sep$ = fc
     { minLength: 1, maxLength: 2 },
   )
   .map((p) => p.join(''));
-const STRING_PARTS = ['acme/docs', 'acme/docs', 'x', 'x', ' ', ' ', '\\"', '\\\\', '\\n', '\\u0041', '\\u{41}', '\\uD83D\\uDE00', '#', ' ', '\n', '"', '\\', '\\/'];
+const STRING_PARTS = ['acme/docs', 'acme/docs', 'other/secret', 'x', 'x', ' ', ' ', '\\"', '\\\\', '\\n', '\\u0041', '\\u{41}', '\\uD83D\\uDE00', '#', ' ', '\n', '"', '\\', '\\/'];
 const BLOCK_PARTS = ['a', 'a', ' ', ' ', '  b', '\n', '\n', '"', '""', '\\"""', '\\', '\n', '\r\n', '\r', '\t', '#', MUTATION];
 const string$ = fc.oneof(
   fc.array(fc.constantFrom(...STRING_PARTS), { maxLength: 4 }).map((p) => `"${p.join('')}"`),
@@ -205,8 +214,9 @@ const doc$ = fc
     tail: fc.constantFrom('', '', 'fragment F on Query { projects { nodes { id } } }', MUTATION, '# "', '#\r'),
     operationName: fc.constantFrom(undefined, undefined, 'Q', 'M'),
     batch: fc.nat(4).map((n) => n === 0),
+    scoped: fc.boolean(),
   })
-  .map(({ head, items, seps, tail, operationName, batch }) => {
+  .map(({ head, items, seps, tail, operationName, batch, scoped }) => {
     let k = 0;
     const s = (): string => seps[k++ % seps.length]!;
     const item = ([kind, str]: [number, string]): string =>
@@ -218,7 +228,7 @@ const doc$ = fc
       ][kind]!;
     const query = `${head}${s()}{${s()}${items.map(item).join(s())}${s()}}${s()}${tail}`;
     const entry = { query, ...(operationName ? { operationName } : {}) };
-    return batch ? [entry] : entry;
+    return { body: batch ? [entry] : entry, scoped };
   });
 
 it(`never lets GitLab run or read other than what the proxy checked (${RUNS} generated documents)`, async () => {
@@ -226,10 +236,10 @@ it(`never lets GitLab run or read other than what the proxy checked (${RUNS} gen
   let refusedCount = 0;
   const reasons = new Map<string, number>();
   await fc.assert(
-    fc.asyncProperty(doc$, async (body) => {
+    fc.asyncProperty(doc$, async ({ body, scoped }) => {
       h.standin.reset();
-      const out = await post(JSON.stringify(body));
-      const result = checkOutcome(body, out);
+      const out = await post(JSON.stringify(body), scoped);
+      const result = checkOutcome(body, out, scoped);
       if (result === 'forwarded') forwardedCount++;
       else {
         refusedCount++;
