@@ -1,7 +1,7 @@
 // Where GitLab could read a GraphQL query text differently from graphql-js, and the canonical
 // text the proxy forwards instead of the client's. Pure: no I/O.
 //
-// GitLab (graphql-ruby 2.5.11, the version GitLab's Gemfile.lock pins for GitLab 18.x) reads
+// GitLab (graphql-ruby 2.5.11, pinned in the Gemfile.lock of GitLab 18.3) reads
 // the text in two steps that graphql-js does not have:
 //  1. app/controllers/graphql_controller.rb `query` runs
 //     GraphQL::Language.escape_single_quoted_newlines (lib/graphql/language.rb) on the text of
