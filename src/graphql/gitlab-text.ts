@@ -18,15 +18,24 @@
 import { Kind, Lexer, print, Source, TokenKind, visit, type DocumentNode, type StringValueNode } from 'graphql';
 
 /**
- * Port of graphql-ruby's GraphQL::Language.escape_single_quoted_newlines (lib/graphql/language.rb,
- * 2.5.11), which GitLab's GraphqlController applies to a non-batch query text.
+ * Port of graphql-ruby's GraphQL::Language.escape_single_quoted_newlines (lib/graphql/language.rb),
+ * which GitLab's GraphqlController applies to a non-batch query text. Up to 2.6.2 (GitLab 18.3
+ * pins 2.5.11) a `"""` does not toggle and a `"` inside a block string does; from 2.6.3 on,
+ * `"""` toggles a block-string state in which `"` is ignored. `rules` picks one.
  */
-export function escapeSingleQuotedNewlines(text: string): string {
-  const chunk = /(?:\\"|[^"\n\r]|""")+/y;
+export function escapeSingleQuotedNewlines(text: string, rules: '2.5' | '2.6' = '2.5'): string {
+  const chunk = rules === '2.5' ? /(?:\\"|[^"\n\r]|""")+/y : /(?:\\"|[^"\n\r])+/y;
   let inside = false;
+  let insideBlock = false;
   let out = '';
   let pos = 0;
   while (pos < text.length) {
+    if (rules === '2.6' && text.startsWith('"""', pos)) {
+      insideBlock = !insideBlock;
+      out += '"""';
+      pos += 3;
+      continue;
+    }
     chunk.lastIndex = pos;
     const m = chunk.exec(text);
     if (m) {
@@ -35,7 +44,7 @@ export function escapeSingleQuotedNewlines(text: string): string {
       continue;
     }
     const c = text[pos]!;
-    if (c === '"') inside = !inside;
+    if (c === '"' && !insideBlock) inside = !inside;
     out += inside && c === '\n' ? '\\n' : inside && c === '\r' ? '\\r' : c;
     pos++;
   }
@@ -51,7 +60,8 @@ export function readingDifference(text: string, preprocessed: boolean): string |
   // graphql-js ends a comment at "\r"; graphql-ruby's `.*$` runs on to the next "\n". A "\r"
   // before "\n" is inside both readings of the comment, a lone one is not.
   if (/\r(?!\n)/.test(text)) return 'a carriage return without a line feed (GitLab ends comments at line feeds only)';
-  if (preprocessed && escapeSingleQuotedNewlines(text) !== text) {
+  // Either generation of GitLab's rewriting, so that a GitLab upgrade does not reopen this.
+  if (preprocessed && (escapeSingleQuotedNewlines(text, '2.5') !== text || escapeSingleQuotedNewlines(text, '2.6') !== text)) {
     return 'GitLab would rewrite a line break it takes to be inside a string (a quote in a comment or block string, or a string ending in a backslash)';
   }
   const lexer = new Lexer(new Source(text));

@@ -12,17 +12,21 @@
 import { Kind, parse, type ASTNode, type DocumentNode, type SelectionSetNode, type ValueNode } from 'graphql';
 
 // ------------------------------------------------------------------ preprocessing
-/** escape_single_quoted_newlines: a "-toggle that escapes raw line breaks it takes to be in a string. */
-export function gitlabPreprocess(text: string): string {
+/** escape_single_quoted_newlines: a "-toggle that escapes raw line breaks it takes to be in a
+ *  string. graphql-ruby up to 2.6.2 (GitLab 18.3: 2.5.11) skips `"""` without toggling; 2.6.3
+ *  and later toggle a block-string state on `"""` in which `"` does not count. */
+export function gitlabPreprocess(text: string, rules: RubyRules = '2.5'): string {
   let out = '';
   let inString = false;
+  let inBlock = false;
   let i = 0;
   while (i < text.length) {
-    // The scanner's chunk: (?:\\"|[^"\n\r]|""")+ ; outside it, one '"', '\n' or '\r'.
+    if (rules === '2.6' && text.startsWith('"""', i)) { inBlock = !inBlock; out += '"""'; i += 3; continue; }
+    // The scanner's chunk: (?:\\"|[^"\n\r]|""")+ (2.6: without """); outside it one '"', '\n' or '\r'.
     if (text[i] === '\\' && text[i + 1] === '"') { out += '\\"'; i += 2; continue; }
-    if (text.startsWith('"""', i)) { out += '"""'; i += 3; continue; }
+    if (rules === '2.5' && text.startsWith('"""', i)) { out += '"""'; i += 3; continue; }
     const c = text[i]!;
-    if (c === '"') inString = !inString;
+    if (c === '"' && !inBlock) inString = !inString;
     if (c === '\n' && inString) out += '\\n';
     else if (c === '\r' && inString) out += '\\r';
     else out += c;
@@ -30,6 +34,8 @@ export function gitlabPreprocess(text: string): string {
   }
   return out;
 }
+
+export type RubyRules = '2.5' | '2.6';
 
 // ------------------------------------------------------------------ lexer
 type Tok = { kind: 'punct' | 'name' | 'int' | 'float' | 'string' | 'ellipsis'; value: string };
@@ -147,9 +153,9 @@ export interface Reading {
   operations: { type: string; name: string; text: string; rootFields: string[] }[];
 }
 
-export function gitlabReading(text: string, opts: { batch: boolean }): Reading | undefined {
+export function gitlabReading(text: string, opts: { batch: boolean; rules?: RubyRules }): Reading | undefined {
   try {
-    return expand(parseTokens(lex(opts.batch ? text : gitlabPreprocess(text))));
+    return expand(parseTokens(lex(opts.batch ? text : gitlabPreprocess(text, opts.rules))));
   } catch (err) {
     if (err instanceof RubyParseError) return undefined;
     throw err;
