@@ -371,7 +371,7 @@ describe('explain and check', () => {
     expect(bad.code).toBe(1);
     expect(run(['explain', '--policies', dir, '--client', 'reader', 'GET', '/api/graphql']).stdout).toMatch(/^deny\tgraphql: GET not allowed/);
     expect(run(['explain', '--policies', dir, '--client', 'restonly', 'POST', '/api/graphql']).stdout).toMatch(/^deny\tnot-api/);
-  });
+  }, 60_000); // five CLI processes: slow on a loaded machine
 
   it('check reports a mutation field without the mutation operation, and unknown keys', () => {
     const bad = mkdtempSync(join(tmpdir(), 'gsp-graphql-'));
