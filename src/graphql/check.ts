@@ -202,13 +202,18 @@ async function graphqlInScope(client: Client, kind: 'project' | 'group', path: s
 
 /**
  * For `explain --graphql-query`: the policy checks of one query text, as if sent alone with
- * no variables. Project and group scope needs GitLab and is not checked here.
+ * no variables. For a scoped client the fields are typed as at request time; whether the paths
+ * named are in scope needs GitLab and is not checked here.
  */
 export function explainGraphqlQuery(client: Client, query: string): string {
   const policy = graphqlPolicyOf(client);
   if (!policy) throw graphqlDenied('not enabled for this client');
   if (query.length > policy.maxLength) throw graphqlDenied(`query longer than max_length ${policy.maxLength} (${query.length} characters)`);
-  const { roots } = analyzeEntry({ query, operationName: null, variables: {}, preprocessed: true }, policy);
+  const { roots, document } = analyzeEntry({ query, operationName: null, variables: {}, preprocessed: true }, policy);
   const ops = [...new Set(roots.map((r) => r.operation))].join(',');
-  return `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
+  const summary = `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
+  if (client.projects === undefined && client.groups === undefined) return summary;
+  // The fields are typed here as at request time; only the paths wait for GitLab.
+  const refs = scopeReferences(document, {});
+  return refs.length === 0 ? summary : `${summary}; names ${refs.map((r) => `${r.field} ${r.fullPath}`).join(', ')}`;
 }
