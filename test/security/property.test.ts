@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
+import { fuzzSeed } from '../support/fuzz-seed.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.ts';
 import type { RecordedRequest } from '../support/gitlab-standin.ts';
@@ -474,7 +475,7 @@ it(`never lets GitLab read more than the allowlist (${RUNS} generated requests)`
       expect(received, where).toHaveLength(1);
       expect(violations(received[0]!, h.realToken, jwt, standinHost), where).toEqual([]);
     }),
-    { numRuns: RUNS, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
+    { numRuns: RUNS, ...fuzzSeed() },
   );
   // Every request left exactly one audit line; exactly the forwarded ones say allow.
   await h.waitForAudit(auditBefore + sent, 10_000);
@@ -571,7 +572,7 @@ describe('scope references', () => {
         expect(received, where).toHaveLength(1);
         expect(scopeViolations(received[0]!, answer), `${where} -> ${answer.status}`).toEqual([]);
       }),
-      { numRuns: SCOPE_RUNS, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
+      { numRuns: SCOPE_RUNS, ...fuzzSeed() },
     );
     expect(forwardedCount).toBeGreaterThan(SCOPE_RUNS / 10);
     expect(refusedCount).toBeGreaterThan(SCOPE_RUNS / 10);
