@@ -3,11 +3,11 @@
 // records what it received. Allowed requests must arrive byte for byte; refused ones must not
 // arrive at all, must answer in GraphQL's error format and leave a deny audit line naming the
 // first field or operation refused.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.ts';
 import type { RecordedRequest } from './support/gitlab-standin.ts';
 import { startHarness, type AuditLine, type Harness } from './support/harness.ts';
 
@@ -328,11 +328,7 @@ describe('clients without GraphQL and other endpoints', () => {
 });
 
 describe('explain and check', () => {
-  const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
-  const run = (args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8', timeout: 15_000 });
-    return { code: r.status, stdout: r.stdout };
-  };
+  const run = (args: string[]) => runCli(args);
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'gsp-graphql-'));
@@ -340,30 +336,30 @@ describe('explain and check', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('explain POST /api/graphql says a body is needed, and checks --graphql-query', () => {
-    const bare = run(['explain', '--policies', dir, '--client', 'reader', 'POST', '/api/graphql']);
+  it('explain POST /api/graphql says a body is needed, and checks --graphql-query', async () => {
+    const bare = await run(['explain', '--policies', dir, '--client', 'reader', 'POST', '/api/graphql']);
     expect(bare.stdout).toMatch(/^needs-body\tgraphql-policy: the JSON body decides/);
     expect(bare.code).toBe(1);
-    const ok = run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', '{ currentUser { username } }', 'POST', '/api/graphql']);
+    const ok = await run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', '{ currentUser { username } }', 'POST', '/api/graphql']);
     expect(ok.stdout).toBe('allow\tgraphql-policy: query currentUser\n');
     expect(ok.code).toBe(0);
-    const bad = run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', 'mutation { createIssue(input: {}) { errors } }', 'POST', '/api/graphql']);
+    const bad = await run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', 'mutation { createIssue(input: {}) { errors } }', 'POST', '/api/graphql']);
     expect(bad.stdout).toMatch(/^deny\tgraphql: operation mutation not allowed/);
     expect(bad.code).toBe(1);
-    expect(run(['explain', '--policies', dir, '--client', 'reader', 'GET', '/api/graphql']).stdout).toMatch(/^deny\tgraphql: GET not allowed/);
-    expect(run(['explain', '--policies', dir, '--client', 'restonly', 'POST', '/api/graphql']).stdout).toMatch(/^deny\tnot-api/);
+    expect((await run(['explain', '--policies', dir, '--client', 'reader', 'GET', '/api/graphql'])).stdout).toMatch(/^deny\tgraphql: GET not allowed/);
+    expect((await run(['explain', '--policies', dir, '--client', 'restonly', 'POST', '/api/graphql'])).stdout).toMatch(/^deny\tnot-api/);
   });
 
-  it('check reports a mutation field without the mutation operation, and unknown keys', () => {
+  it('check reports a mutation field without the mutation operation, and unknown keys', async () => {
     const bad = mkdtempSync(join(tmpdir(), 'gsp-graphql-'));
     try {
       writeFileSync(join(bad, 'a.yaml'), 'clients:\n  x:\n    graphql:\n      fields: [mutation.createIssue, "bad field"]\n      depth: 3\n');
-      const r = run(['check', '--policies', bad]);
+      const r = await run(['check', '--policies', bad]);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/a\.yaml:\d+:\d+ .*graphql\.fields\.1/);
       expect(r.stdout).toMatch(/unknown key "depth"/);
       writeFileSync(join(bad, 'a.yaml'), 'clients:\n  x:\n    graphql:\n      fields: [mutation.createIssue]\n');
-      expect(run(['check', '--policies', bad]).stdout).toMatch(/a\.yaml:4:\d+ graphql\.fields: "mutation\.createIssue" names a mutation but operations does not include mutation/);
+      expect((await run(['check', '--policies', bad])).stdout).toMatch(/a\.yaml:4:\d+ graphql\.fields: "mutation\.createIssue" names a mutation but operations does not include mutation/);
     } finally {
       rmSync(bad, { recursive: true, force: true });
     }
