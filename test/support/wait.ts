@@ -30,31 +30,27 @@ export class Changes {
  */
 export function until<T>(changes: Changes, check: () => T | undefined | null | false, what: string, guardMs = GUARD_MS): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    const done = (): void => {
-      clearTimeout(timer);
+    const timer = setTimeout(() => {
       unsubscribe();
-    };
-    const test = (): boolean => {
+      reject(new Error(`timed out waiting for ${what} (guard ${guardMs} ms)`));
+    }, guardMs);
+    const test = (): void => {
       let value: T | undefined | null | false;
       try {
         value = check();
       } catch (err) {
-        done();
+        clearTimeout(timer);
+        unsubscribe();
         reject(err as Error);
-        return true;
+        return;
       }
-      if (!value) return false;
-      done();
-      resolve(value);
-      return true;
-    };
-    const unsubscribe = changes.subscribe(() => void test());
-    if (test()) return;
-    timer = setTimeout(() => {
+      if (!value) return;
+      clearTimeout(timer);
       unsubscribe();
-      reject(new Error(`timed out waiting for ${what} (guard ${guardMs} ms)`));
-    }, guardMs);
+      resolve(value);
+    };
+    const unsubscribe = changes.subscribe(test);
+    test();
   });
 }
 
