@@ -74,13 +74,8 @@ async function gql(client: string, body: unknown, opts: CallOptions = {}): Promi
   const text = await res.text();
   const reqId = res.headers.get('x-request-id');
   expect(reqId, 'every answer carries the request id').toBeTruthy();
-  const end = Date.now() + 2000;
-  let audit: AuditLine | undefined;
-  while (!(audit = h.audit.find((l) => l.reqId === reqId))) {
-    if (Date.now() > end) throw new Error(`no audit line for ${reqId}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  await new Promise((r) => setTimeout(r, 10));
+  // Written when the response has ended; anything forwarded was recorded before GitLab answered.
+  const audit = await h.waitForAuditLine((l) => l.reqId === reqId, `the audit line of ${reqId}`);
   return { status: res.status, text, received: h.standin.requests.filter((r) => r.path.endsWith('/graphql')), audit };
 }
 
