@@ -209,8 +209,10 @@ describe('audit attribution', () => {
 });
 
 describe('GitLab errors', () => {
-  it('answers 502 in GitLab JSON when GitLab is unreachable, and 504 when it is too slow', async () => {
-    const h = await startHarness({ policies: { 'a.yaml': POLICY }, env: { UPSTREAM_RESPONSE_TIMEOUT_MS: '300' } });
+  // (504 when GitLab is too slow: the next test.) No short response timeout here: the call that
+  // must succeed first may not race one on a loaded machine.
+  it('answers 502 in GitLab JSON when GitLab is unreachable', async () => {
+    const h = await startHarness({ policies: { 'a.yaml': POLICY } });
     try {
       const jwt = await h.token('packit');
       const slow = await fetch(`${h.url}/api/v4/projects/1/repository/archive?bytes=1024`, { headers: { 'PRIVATE-TOKEN': jwt } });
