@@ -308,9 +308,13 @@ describe('GitLab down and unreachable', () => {
     // Accepts TCP but never answers the TLS handshake.
     const sockets = new Set<Socket>();
     const closed = new Set<Socket>();
+    const closes = new Changes();
     const silent = createTcpServer((s) => {
       sockets.add(s);
-      s.on('close', () => closed.add(s));
+      s.on('close', () => {
+        closed.add(s);
+        closes.notify();
+      });
       s.resume();
     });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
@@ -321,7 +325,7 @@ describe('GitLab down and unreachable', () => {
       expect(res.status).toBe(504);
       expect(await rig.metric('gsp_upstream_errors_total', { kind: 'connect-timeout' })).toBe(1);
       expect(sockets.size).toBe(1);
-      await waitFor(() => closed.size === 1, 'the half-open connection to be dropped');
+      await until(closes, () => closed.size === 1, 'the half-open connection to be dropped');
       await atBaseline(rig);
     } finally {
       await rig.close();
@@ -374,7 +378,7 @@ describe('audit log cannot be written', () => {
         writeFileSync(link, '');
         await waitFor(async () => (await rig.metric('gsp_audit_writable')) === 1, 'the audit log to be writable again');
         expect((await call()).status).toBe(200);
-        await waitFor(() => readLines(link).length === 2, 'two lines in the audit log');
+        await rig.until(() => readLines(link).length === 2, 'two lines in the audit log');
         const [resumed, next] = readLines(link);
         expect(resumed).toMatchObject({ client: 'system', decision: 'audit-resumed', reason: 'write-failed', lost: 4 });
         expect(next).toMatchObject({ client: 'packit', status: 200, path: '/api/v4/projects/1' });
