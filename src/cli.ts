@@ -10,20 +10,14 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { privateKeyFromPem } from './auth/keys.ts';
 import { mintToken, parseDuration } from './auth/mint.ts';
 import { ConfigError, loadJwtSettings } from './config/env.ts';
-import { ProxyError } from './errors.ts';
-import { authorize } from './policy/evaluate.ts';
 import { auditReport } from './commands/audit-report.ts';
 import { parseTime } from './commands/audit-lines.ts';
 import { learn } from './commands/learn.ts';
 import { SCHEMA_FILE, writeSchema } from './commands/schema.ts';
-import { checkPolicyDir } from './policy/check.ts';
+import { checkPolicyDir } from './commands/check.ts';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
-import { wouldDeny } from './policy/report.ts';
-import type { Method } from './policy/rule.ts';
-import { canonicalize } from './request/canonicalize.ts';
-import { explainGraphqlQuery } from './graphql/check.ts';
 import { runServe } from './serve.ts';
-import { offlineNotes } from './scope/explain.ts';
+import { explain } from './commands/explain.ts';
 
 const USAGE: Record<string, string> = {
   main: `gitlab-scope-proxy: a scoped, audited proxy in front of GitLab
@@ -57,14 +51,19 @@ Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECR
 (or PROXY_JWT_SECRET_FILE), or with the PEM private key in FILE (RS256, ES256 or EdDSA,
 chosen by the key's type). Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy),
 issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90d).`,
-  explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--graphql-query Q] METHOD TARGET
+  explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--body FILE|-]
+                                [--content-type TYPE] [--header 'Name: value']...
+                                [--graphql-query Q] [--gitlab] METHOD TARGET
 
-Prints "allow" or "deny" and the rule or reason that decided, for METHOD TARGET
-(e.g. GET /api/v4/projects/5) as client NAME, without calling GitLab. For a client in
-report mode, a denial the proxy forwards anyway prints "would-deny".
-POST /api/graphql prints "needs-body" unless --graphql-query gives the query text to check
-(operations, fields, depth, length; project and group scope needs GitLab and is not checked).
-Exit 0 for allow, 1 for deny, would-deny or needs-body.`,
+Prints how the proxy decides METHOD TARGET (e.g. GET /api/v4/projects/5?page=2) from client
+NAME, decided by the same code as the running proxy, without sending it: "allow" with the
+rule, "deny" with the reason and the status, "would-deny" for what report mode forwards,
+"local" for what the proxy answers itself. --body gives the request body (a file, or - for
+standard input) and --content-type its type; --header adds a header (repeatable).
+--graphql-query Q is the body {"query": Q} as application/json (for POST /api/graphql).
+Projects and groups named by full path are taken to be current offline; --gitlab resolves
+ids and paths through GITLAB_URL with GITLAB_TOKEN (or GITLAB_TOKEN_FILE) instead.
+Exit 0 for allow or local, 1 for deny or would-deny.`,
   learn: `Usage: gitlab-scope-proxy learn --client NAME [--diff [--policies DIR]] [FILE...]
 
 Reads audit logs (FILEs, plain or gzip; standard input when none or "-") and prints the
@@ -159,7 +158,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     case 'token':
       return token(rest, io);
     case 'explain':
-      return explain(rest, io);
+      return explainCommand(rest, io);
     case 'learn':
       return learnCommand(rest, io);
     case 'audit':
@@ -195,11 +194,11 @@ function at(io: Io, path: string): string {
   return resolve(io.cwd, path);
 }
 
-function check(args: string[], io: Io): number {
+async function check(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { policies: { type: 'string' } }, USAGE.check!);
   if (values.help) return help('check', io);
   const dir = policyDirOf(values.policies as string | undefined, io);
-  const { policy, problems, presets, tests } = checkPolicyDir(at(io, dir), io.cwd);
+  const { policy, problems, presets, tests } = await checkPolicyDir(at(io, dir), io.cwd);
   if (policy && problems.length === 0) {
     const rules = [...policy.clients.values()].reduce((n, c) => n + c.rules.length, 0);
     const more = [presets ? `${presets} presets` : '', tests ? `${tests} tests passed` : ''].filter(Boolean);
@@ -263,8 +262,16 @@ function warnIfUnknownClient(client: string, io: Io): void {
   }
 }
 
-function explain(args: string[], io: Io): number {
-  const { values, positionals } = parse(args, { policies: { type: 'string' }, client: { type: 'string' }, 'graphql-query': { type: 'string' } }, USAGE.explain!, true);
+async function explainCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, {
+    policies: { type: 'string' },
+    client: { type: 'string' },
+    'graphql-query': { type: 'string' },
+    body: { type: 'string' },
+    'content-type': { type: 'string' },
+    header: { type: 'string', multiple: true },
+    gitlab: { type: 'boolean' },
+  }, USAGE.explain!, true);
   if (values.help) return help('explain', io);
   const name = values.client as string | undefined;
   if (!name || positionals.length !== 2) throw new UsageError(`--client, METHOD and TARGET are required\n\n${USAGE.explain}`);
@@ -279,45 +286,32 @@ function explain(args: string[], io: Io): number {
     return 2;
   }
   const client = policy.clients.get(name);
+  // As `serve` answers such a token: 401 before any rule is looked at.
   if (!client) {
     io.log(`deny\tunknown-client: no client "${name}" in ${dir} (401)`);
     return 1;
   }
   if (client.disabled) {
-    io.log(`deny\tclient-disabled (401)`);
+    io.log('deny\tclient-disabled (401)');
     return 1;
   }
+  return explain({
+    client, method, target,
+    headers: (values.header as string[] | undefined) ?? [],
+    contentType: values['content-type'] as string | undefined,
+    body: values.body === undefined ? undefined : readBodyFile(values.body === '-' ? '-' : at(io, values.body as string)),
+    graphqlQuery: values['graphql-query'] as string | undefined,
+    gitlab: values.gitlab === true,
+    env: io.env,
+    out: (line) => io.log(line),
+  });
+}
+
+function readBodyFile(file: string): Buffer {
   try {
-    const req = canonicalize(method, target, ['Host', 'localhost'], '');
-    if (req.method === 'OPTIONS') {
-      io.log('allow\toptions: answered by the proxy itself, never forwarded');
-      return 0;
-    }
-    const input = { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
-    const decision = authorize(client, input);
-    if (decision.allow && req.surface === 'graphql') {
-      // POST /api/graphql: the JSON body decides (src/graphql/).
-      const query = values['graphql-query'] as string | undefined;
-      if (query === undefined) {
-        io.log(`needs-body\t${decision.reason}: the JSON body decides (POST, Content-Type: application/json, no query string); check one with --graphql-query '{ ... }'`);
-        return 1;
-      }
-      const scoped = client.projects !== undefined || client.groups !== undefined;
-      io.log(`allow\t${decision.reason}: ${explainGraphqlQuery(client, query)}${scoped ? '\t(project and group scope is checked against GitLab when served)' : ''}`);
-      return 0;
-    }
-    if (decision.allow) {
-      // Constraints and project/group scope are checked per request (src/scope/explain.ts).
-      const notes = offlineNotes(client, decision, input.method, input.segments);
-      io.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}${notes.length ? `\t(${notes.join('; ')})` : ''}`);
-      return 0;
-    }
-    io.log(wouldDeny(client, input, decision) ? `would-deny\t${decision.reason}\t(report mode: forwarded and audited)` : `deny\t${decision.reason}`);
-    return 1;
+    return readFileSync(file === '-' ? 0 : file);
   } catch (err) {
-    if (!(err instanceof ProxyError)) throw err;
-    io.log(`deny\t${err.reason}${err.detail && err.detail !== err.reason ? `: ${err.detail}` : ''} (${err.status})`);
-    return 1;
+    throw new UsageError(`--body: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
 

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../src/audit/audit.ts';
 import { compilePolicy } from '../src/policy/load.ts';
-import { decide } from '../src/policy/policy-tests.ts';
+import { decideDescribed, offlineResolver } from '../src/decision/offline.ts';
 import { line } from './support/audit-fixture.ts';
 import { runCli } from './support/cli.ts';
 
@@ -75,7 +75,7 @@ describe('learn', () => {
     for (const text of GLEAN_TRAFFIC) {
       const rec = JSON.parse(text) as AuditRecord;
       if (rec.client !== 'glean' || rec.path === '/api/v4' || rec.method === 'OPTIONS') continue;
-      expect({ call: `${rec.method} ${rec.path}`, allowed: decide(client, rec.method, rec.path).allow })
+      expect({ call: `${rec.method} ${rec.path}`, allowed: (await decideDescribed(client, { method: rec.method, target: rec.path }, offlineResolver)).verdict === 'allow' })
         .toEqual({ call: `${rec.method} ${rec.path}`, allowed: rec.decision !== 'deny' });
     }
   });

@@ -19,6 +19,8 @@ export interface AuditRecord {
   rule: string | null;
   decision: AuditDecision;
   reason: string | null;
+  /** What the reason concerned: the rule, project or field (never a value that could be a secret). */
+  detail?: string;
   status: number;
   durationMs: number;
   upstreamMs: number | null;

@@ -18,7 +18,7 @@ import { multipartFieldNames } from '../request/multipart.ts';
 import { parseParams, rackBase, type Param } from '../request/query.ts';
 import { parseScopePattern, ScopePatternError } from './scope-pattern.ts';
 import { parseRule, RuleSyntaxError } from './rule.ts';
-import type { Constraint, Literal, Rule, RuleConstraints, ScopePattern } from '../types.ts';
+import type { Constraint, Literal, Reason, Rule, RuleConstraints, ScopePattern } from '../types.ts';
 
 export type { Constraint, Literal, RuleConstraints };
 
@@ -183,8 +183,14 @@ function multipartEntries(body: Buffer, contentType: string): { key: string; val
   }));
 }
 
+/** A refusal's reason and the detail for the audit line. */
+export interface Failure {
+  reason: Reason;
+  detail: string;
+}
+
 /** Why `rule`'s constraints refuse the request, or undefined when they pass. */
-export function constraintFailure(rule: Rule, input: ConstraintInput): string | undefined {
+export function constraintFailure(rule: Rule, input: ConstraintInput): Failure | undefined {
   const c = rule.constraints;
   if (!c) return undefined;
   let body: BodyFields | undefined | null = null;
@@ -195,18 +201,18 @@ export function constraintFailure(rule: Rule, input: ConstraintInput): string | 
     const queryKeys = input.query.map((p) => p.base);
     const bodyKeys = (fields()?.entries ?? []).map((e) => rackBase(e.key));
     for (const denied of c.denyFields) {
-      if (queryKeys.includes(denied) || bodyKeys.includes(denied)) return `deny-field: ${denied}`;
+      if (queryKeys.includes(denied) || bodyKeys.includes(denied)) return { reason: 'deny-field', detail: denied };
     }
   }
   for (const [field, constraint] of c.query) {
     const problem = fieldProblem(input.query.map((p) => ({ key: p.key, value: p.value })), field, constraint);
-    if (problem) return `query-constraint: ${field} (${problem})`;
+    if (problem) return { reason: 'query-constraint', detail: `${field} (${problem})` };
   }
   if (c.body.size > 0) {
     const parsed = fields();
     for (const [field, constraint] of c.body) {
       const problem = parsed ? fieldProblem(parsed.entries, field, constraint) : 'body cannot be parsed';
-      if (problem) return `body-constraint: ${field} (${problem})`;
+      if (problem) return { reason: 'body-constraint', detail: `${field} (${problem})` };
     }
   }
   return undefined;

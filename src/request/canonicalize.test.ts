@@ -80,7 +80,7 @@ describe('canonicalize', () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(ProxyError);
-    expect(caught).toMatchObject({ reason: 'method', closeConnection: true });
+    expect((caught as ProxyError).refusal).toMatchObject({ reason: 'method', closeConnection: true });
   });
 
   it('refuses a body on GET, HEAD and OPTIONS, and records one on POST with its media type', () => {

@@ -1,8 +1,9 @@
 // `check` as a function: the policy directory, the presets in its presets/ folder (used or
 // not), and every client's tests, with all problems reported together.
 import { join } from 'node:path';
-import { compilePreset, presetFiles, readPreset } from './extends.ts';
-import { formatProblem, loadPolicyDir, PolicyError, type Policy, type PolicyProblem } from './load.ts';
+import { compilePreset, presetFiles, readPreset } from '../policy/extends.ts';
+import { formatProblem, loadPolicyDir, PolicyError } from '../policy/load.ts';
+import type { Policy, PolicyProblem } from '../types.ts';
 import { runPolicyTests } from './policy-tests.ts';
 
 export interface CheckResult {
@@ -14,7 +15,7 @@ export interface CheckResult {
   tests: number;
 }
 
-export function checkPolicyDir(dir: string, displayBase = process.cwd()): CheckResult {
+export async function checkPolicyDir(dir: string, displayBase = process.cwd()): Promise<CheckResult> {
   const problems: PolicyProblem[] = [];
   const seen = new Set<string>();
   const add = (p: PolicyProblem): void => {
@@ -38,7 +39,7 @@ export function checkPolicyDir(dir: string, displayBase = process.cwd()): CheckR
   }
   let tests = 0;
   if (policy) {
-    const result = runPolicyTests(policy);
+    const result = await runPolicyTests(policy);
     tests = result.count;
     result.problems.forEach(add);
   }
