@@ -8,6 +8,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { identifyForAudit } from './auth/identify.ts';
 import type { TokenVerifier } from './auth/verify.ts';
+import { getCatalogue } from './catalogue/catalogue.ts';
 import { contextOf, type RequestContext } from './context.ts';
 import { decide } from './decision/decide.ts';
 import { answer, ProxyError, refusal, type Refusal } from './errors.ts';
@@ -40,6 +41,7 @@ const ALLOW_HEADER = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
+  getCatalogue(); // GitLab's route table, built once now rather than on the first request
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));
   app.all('*', (c) => handle(c.env.incoming, c.env.outgoing, deps));
@@ -101,6 +103,7 @@ function record(ctx: RequestContext, decision: Decision): void {
   ctx.reason = decision.reason;
   ctx.detail = decision.detail ?? null;
   ctx.rule = decision.ruleLabel;
+  ctx.route = decision.route?.name ?? null;
   ctx.bytesIn = decision.bytesIn;
 }
 

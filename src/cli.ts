@@ -11,11 +11,16 @@ import { privateKeyFromPem } from './auth/keys.ts';
 import { mintToken, parseDuration } from './auth/mint.ts';
 import { ConfigError, loadJwtSettings } from './config/env.ts';
 import { auditReport } from './commands/audit-report.ts';
+import { CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
+import { nearestRoute, routesOfRule } from './catalogue/coverage.ts';
+import { describeRoute } from './catalogue/floor.ts';
+import { checkJson, reachText } from './commands/check-report.ts';
 import { parseTime } from './commands/audit-lines.ts';
 import { learn } from './commands/learn.ts';
 import { SCHEMA_FILE, writeSchema } from './commands/schema.ts';
 import { checkPolicyDir } from './commands/check.ts';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
+import { parseRule, RuleSyntaxError } from './policy/rule.ts';
 import { runServe } from './serve.ts';
 import { explain } from './commands/explain.ts';
 
@@ -40,11 +45,14 @@ Configuration is read from the environment: see README.md.`,
 Runs the proxy. Configuration comes from the environment (GITLAB_URL, GITLAB_TOKEN or
 GITLAB_TOKEN_FILE, PROXY_JWT_SECRET or PROXY_JWT_SECRET_FILE, POLICY_DIR, PORT, ...).
 SIGHUP re-reads the policy directory and token files; SIGTERM or SIGINT shuts down gracefully.`,
-  check: `Usage: gitlab-scope-proxy check [--policies DIR]
+  check: `Usage: gitlab-scope-proxy check [--policies DIR] [--json]
 
 Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies), the presets
 they extend and every preset in DIR/presets/, runs each client's tests:, and reports every
-problem as "file:line:col message". Exit 1 if there is any.`,
+problem as "file:line:col message". A rule that matches no GitLab route is a problem (with the
+nearest real route). Exit 1 if there is any. Then, per client, the GitLab routes it reaches
+by risk class, with examples, and a warning for admin, destructive, membership and
+exfiltration grants. --json prints all of it as JSON for CI.`,
   token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE]
 
 Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECRET
@@ -54,6 +62,7 @@ issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90
   explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--body FILE|-]
                                 [--content-type TYPE] [--header 'Name: value']...
                                 [--graphql-query Q] [--gitlab] METHOD TARGET
+       gitlab-scope-proxy explain --rule 'METHODS PATH'
 
 Prints how the proxy decides METHOD TARGET (e.g. GET /api/v4/projects/5?page=2) from client
 NAME, decided by the same code as the running proxy, without sending it: "allow" with the
@@ -63,6 +72,8 @@ standard input) and --content-type its type; --header adds a header (repeatable)
 --graphql-query Q is the body {"query": Q} as application/json (for POST /api/graphql).
 Projects and groups named by full path are taken to be current offline; --gitlab resolves
 ids and paths through GITLAB_URL with GITLAB_TOKEN (or GITLAB_TOKEN_FILE) instead.
+A second line names the GitLab route reached ("route<TAB>GET /api/v4/projects/:id (Projects)")
+and its risk class. --rule lists every GitLab route a rule covers, with its class.
 Exit 0 for allow or local, 1 for deny or would-deny.`,
   learn: `Usage: gitlab-scope-proxy learn --client NAME [--diff [--policies DIR]] [FILE...]
 
@@ -195,14 +206,22 @@ function at(io: Io, path: string): string {
 }
 
 async function check(args: string[], io: Io): Promise<number> {
-  const { values } = parse(args, { policies: { type: 'string' } }, USAGE.check!);
+  const { values } = parse(args, { policies: { type: 'string' }, json: { type: 'boolean' } }, USAGE.check!);
   if (values.help) return help('check', io);
   const dir = policyDirOf(values.policies as string | undefined, io);
-  const { policy, problems, presets, tests } = await checkPolicyDir(at(io, dir), io.cwd);
+  const result = await checkPolicyDir(at(io, dir), io.cwd);
+  const { policy, problems, presets, tests } = result;
+  if (values.json) {
+    io.log(JSON.stringify(checkJson(dir, result, problems.map(formatProblem)), null, 2));
+    return policy && problems.length === 0 ? 0 : 1;
+  }
   if (policy && problems.length === 0) {
     const rules = [...policy.clients.values()].reduce((n, c) => n + c.rules.length, 0);
     const more = [presets ? `${presets} presets` : '', tests ? `${tests} tests passed` : ''].filter(Boolean);
     io.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})${more.length ? `; ${more.join(', ')}` : ''}`);
+    // What each client reaches in GitLab's route table, and warnings for risky classes.
+    const reach = reachText(result.reach);
+    if (reach) io.log(reach);
     return 0;
   }
   for (const p of problems) io.log(formatProblem(p));
@@ -271,8 +290,11 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
     'content-type': { type: 'string' },
     header: { type: 'string', multiple: true },
     gitlab: { type: 'boolean' },
+    rule: { type: 'string' },
   }, USAGE.explain!, true);
   if (values.help) return help('explain', io);
+  // --rule: the GitLab routes one rule covers (src/catalogue/coverage.ts).
+  if (values.rule !== undefined) return explainRule(values.rule as string, io);
   const name = values.client as string | undefined;
   if (!name || positionals.length !== 2) throw new UsageError(`--client, METHOD and TARGET are required\n\n${USAGE.explain}`);
   const [method, target] = positionals as [string, string];
@@ -305,6 +327,28 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
     env: io.env,
     out: (line) => io.log(line),
   });
+}
+
+function explainRule(text: string, io: Io): number {
+  let rule;
+  try {
+    rule = parseRule(text, 'explain --rule');
+  } catch (err) {
+    if (!(err instanceof RuleSyntaxError)) throw err;
+    throw new UsageError(`--rule: ${err.message}`);
+  }
+  const routes = routesOfRule(rule);
+  if (routes.length === 0) {
+    const near = nearestRoute(rule);
+    io.log(`none\t"${text}" matches no GitLab route${near ? `; nearest: ${near.method} ${near.template}` : ''}`);
+    return 1;
+  }
+  for (const r of routes) {
+    const refused = r.class === 'credential' ? '\t(refused by the floor)' : r.class === 'admin' ? '\t(needs admin: true)' : '';
+    io.log(`${r.class}\t${describeRoute(r)}${refused}`);
+  }
+  io.error(`${routes.length} GitLab route${routes.length === 1 ? '' : 's'} (GitLab ${CATALOGUE_SOURCE.gitlab})`);
+  return 0;
 }
 
 function readBodyFile(file: string): Buffer {

@@ -13,6 +13,7 @@ export interface RequestContext {
   path: string;
   queryKeys: string[];
   rule: string | null;
+  route: string | null;
   decision: AuditDecision;
   reason: Reason | null;
   /** What the reason concerned (a rule, a project, a field); never a secret. */
@@ -39,6 +40,7 @@ export function attachContext(req: IncomingMessage): RequestContext {
     path: (q === -1 ? url : url.slice(0, q)).slice(0, MAX_PATH),
     queryKeys: [],
     rule: null,
+    route: null,
     decision: 'deny',
     reason: 'unprocessed',
     detail: null,
@@ -70,6 +72,7 @@ export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: Serv
     path: ctx.path,
     queryKeys: ctx.queryKeys,
     rule: ctx.rule,
+    route: ctx.route,
     decision: ctx.decision,
     reason: ctx.reason,
     // Left out of the line (JSON.stringify drops undefined) when there is none.

@@ -379,8 +379,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: Au
     : connect ? JSON.stringify({ message: '405 Method Not Allowed' })
     : answer(refusal('unparseable', { message: 'unparseable', closeConnection: true })).body;
   const record: AuditRecord = {
-    reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null,
-    decision: 'deny', reason: connect ? 'method' : `unparseable:${code}`, status, durationMs: 0, upstreamMs: null,
+    reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null, route: null,
+    decision: 'deny', reason: connect ? 'method' : 'unparseable', ...(connect ? {} : { detail: code }), status, durationMs: 0, upstreamMs: null,
     bytesIn: 0, bytesOut: Buffer.byteLength(body), ip: socket.remoteAddress ?? null, userAgent: null,
   };
   audit.write(record);

@@ -29,6 +29,9 @@ export interface RuleConstraints {
   /** Narrow this rule to these projects / groups (on top of the client's own lists). */
   projects: readonly ScopePattern[] | undefined;
   groups: readonly ScopePattern[] | undefined;
+  /** `target:`: fields the object the request acts on must have now, read from GitLab with
+   *  the proxy's token before forwarding (src/policy/target.ts). Empty: no such check. */
+  target: ReadonlyMap<string, Constraint>;
 }
 
 export interface Rule {
@@ -82,6 +85,9 @@ export interface ScopeTarget {
  *  null when it cannot be resolved (src/scope/scope.ts asks GitLab; explain may assume). */
 export interface ScopeResolver {
   resolve(kind: ScopeKind, idOrPath: string): Promise<ScopeTarget | null>;
+  /** The object at `path` ("/api/v4/projects/5/hooks/7") as GitLab answers a GET now, for a
+   *  rule's `target:`; undefined when it cannot be read. */
+  current(path: string): Promise<unknown>;
 }
 
 /** Shorthands mirroring GitLab token scopes (src/scope/token-scopes.ts). */
@@ -141,6 +147,8 @@ export interface Client {
   /** Unix seconds; tokens with an earlier iat are refused. */
   tokensIssuedAfter: number | undefined;
   allowTokenSelfRead: boolean;
+  /** `admin: true`: rules may grant admin-class routes (src/catalogue/floor.ts). */
+  admin: boolean;
   /** The preset's rules (minus `remove:`) first, then the client's own. */
   rules: readonly Rule[];
   matcher: RuleIndex;
@@ -223,6 +231,8 @@ export const REASONS = {
   'deny-field': 'forbidden', 'query-constraint': 'forbidden', 'body-constraint': 'forbidden',
   'scope': 'forbidden', 'scope-unresolved': 'forbidden', 'graphql-denied': 'forbidden',
   'git-scope': 'forbidden', 'git-project': 'forbidden', 'report-mode-write': 'forbidden',
+  'credential-route': 'forbidden', 'admin-route': 'forbidden', 'target-unresolved': 'forbidden',
+  'target-constraint': 'forbidden',
   // limits and the proxy's own state (429, 503, 500)
   'rate-limited': 'too-many-requests', 'too-many-concurrent': 'too-many-requests',
   'audit-unavailable': 'unavailable', 'internal-error': 'internal',
@@ -284,8 +294,20 @@ export interface ForwardPlan {
   basicAuth: boolean;
 }
 
+/** The GitLab route a request reaches (src/catalogue/), for the audit line and `explain`. */
+export interface RouteRef {
+  /** "GET /api/v4/projects/:id (Projects)" */
+  name: string;
+  /** Its risk class (credential, admin, membership, destructive, exfiltration, write, read). */
+  class: string;
+  /** Why that class. */
+  why: string;
+}
+
 export interface Decision {
   verdict: Verdict;
+  /** The GitLab route reached; null outside /api/v4 or when GitLab has no such route. */
+  route: RouteRef | null;
   /** Why it was refused, or would be (report mode), or a note on an allow; null: a rule allowed it. */
   reason: Reason | null;
   detail: string | undefined;

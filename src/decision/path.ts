@@ -1,9 +1,11 @@
 // The first half of a decision, on the request line alone: the floor no rule can lift, then
 // the client's rules, for the path as GitLab may read it. Pure and synchronous, so a request
 // refused here is answered before its body is read.
+import { floorRefusal } from '../catalogue/floor.ts';
+import { formatReading } from '../catalogue/format.ts';
 import { authorizeGraphql } from '../graphql/check.ts';
 import type { CanonicalRequest } from '../request/canonicalize.ts';
-import type { Client, Match, Method, Reason } from '../types.ts';
+import type { Client, Match, Method, Reason, Rule } from '../types.ts';
 
 export type PathDecision =
   | { allow: true; match: Match | undefined; label: string }
@@ -12,12 +14,17 @@ export type PathDecision =
 type PathInput = Pick<CanonicalRequest, 'segments' | 'formatAlias' | 'surface'> & { method: Method };
 
 const deny = (reason: Reason, detail?: string): PathDecision => ({ allow: false, reason, detail });
+const ALIAS = ' (read without its .json suffix)';
 
 /** Placeholders that name a project or group: GitLab reads them as a numeric id or an
  *  encoded full path (lib/api/helpers.rb find_project / find_group). */
 const ID_PARAMS = new Set(['id', 'project_id', 'group_id']);
 const NUMERIC_ID = /^[1-9][0-9]{0,18}$/;
-const ENCODED_FULL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:%2[Ff][A-Za-z0-9_][A-Za-z0-9_.-]*)+$/;
+/** A full path once decoded (Mustermann unescapes captures, so "my%2Dapp" is "my-app"). */
+const FULL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$/;
+/** A top-level group's path: find_group reads any non-numeric id as a full path
+ *  (lib/api/helpers.rb find_group: `id.to_s =~ INTEGER_ID_REGEX` else find_by_full_path). */
+const TOP_LEVEL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 export function decidePath(client: Client, req: PathInput): PathDecision {
   if (req.surface === 'graphql') {
@@ -28,14 +35,19 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
   if (req.surface !== 'api') return deny('not-api', 'only /api/v4 is served');
   // Grape may read "x.json" as "x": a fixed denial of either reading stands.
   const aliasFixed = req.formatAlias ? floor(client, req.method, req.formatAlias) : undefined;
-  if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail} (read without its .json suffix)`);
+  if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail}${ALIAS}`);
   const fixed = floor(client, req.method, req.segments);
   if (fixed) return fixed;
-  const primary = matchRule(client, req.method, req.segments);
-  if (!primary.allow || !req.formatAlias) return primary;
-  // Grape may read "x.json" as "x": allow only if that reading is allowed too.
-  const alias = matchRule(client, req.method, req.formatAlias);
-  return alias.allow ? primary : deny(alias.reason, `${alias.detail} (read without its .json suffix)`);
+  if (!req.formatAlias) return matchRule(client, req.method, req.segments, false);
+  // Grape may read "x.json" as "x". Where GitLab's routes allow only one reading
+  // (".../notes.json" is ".../notes"; ".../cargo/config.json" is its own route), that one
+  // decides; where both name a route, both must be allowed (src/catalogue/format.ts).
+  const reading = formatReading(req.method, req.segments, req.formatAlias);
+  if (reading === 'alias') return matchRule(client, req.method, req.formatAlias, false);
+  const primary = matchRule(client, req.method, req.segments, true);
+  if (!primary.allow || reading === 'written') return primary;
+  const alias = matchRule(client, req.method, req.formatAlias, false);
+  return alias.allow ? primary : deny(alias.reason, `${alias.detail}${ALIAS}`);
 }
 
 /** Decisions no rule can change. */
@@ -59,7 +71,9 @@ function floor(client: Client, method: Method, segments: readonly string[]): Pat
     // "Create a personal access token with limited scopes for the currently authenticated user").
     return deny('token-self', 'the proxy user\'s tokens are not managed through the proxy');
   }
-  return undefined;
+  // Credential routes, and admin routes without `admin: true` (src/catalogue/floor.ts).
+  const refusal = floorRefusal(method, segments, client);
+  return refusal === undefined ? undefined : deny(refusal.reason, refusal.detail);
 }
 
 function decode(segment: string | undefined): string | undefined {
@@ -71,15 +85,19 @@ function decode(segment: string | undefined): string | undefined {
   }
 }
 
-function matchRule(client: Client, method: Method, segments: readonly string[]): PathDecision {
+/** `formatSuffix`: the last segment ends in ".json", which GitLab may read as the format:
+ *  a parameter holding it is checked without the suffix ("5.json" is project 5). */
+function matchRule(client: Client, method: Method, segments: readonly string[], formatSuffix: boolean): PathDecision {
   const match = client.matcher.match(method, segments);
   if (!match) {
     const other = client.matcher.pathMatches(segments)[0];
     return other ? deny('method-not-allowed', `${method} not in ${other.text}`) : deny('no-rule', 'no rule matches');
   }
+  const last = segments[segments.length - 1];
   for (const name in match.params) {
-    const value = match.params[name]!;
-    if (ID_PARAMS.has(name) && !NUMERIC_ID.test(value) && !ENCODED_FULL_PATH.test(value)) {
+    const raw = match.params[name]!;
+    const value = formatSuffix && raw === last ? raw.replace(/(?:\.|%2[Ee])json$/, '') : raw;
+    if (ID_PARAMS.has(name) && !NUMERIC_ID.test(value) && !isFullPath(value) && !(isGroupParam(match.rule, name) && isTopLevelPath(value))) {
       // "0005", "5+" and friends: GitLab may read another project than the one named.
       return deny('bad-identifier', `:${name} must be a numeric id or an encoded full path`);
     }
@@ -88,4 +106,26 @@ function matchRule(client: Client, method: Method, segments: readonly string[]):
     }
   }
   return { allow: true, match, label: `${match.rule.text} (${match.rule.source})` };
+}
+
+/** An encoded full path ("acme%2Fmy%2Eapp"): a "/" only as %2F, and once decoded, path
+ *  segments GitLab allows (lib/gitlab/path_regex.rb). */
+function isFullPath(raw: string): boolean {
+  if (raw.includes('/') || !/%2[Ff]/.test(raw)) return false;
+  return FULL_PATH.test(decode(raw) ?? raw);
+}
+
+/** A top-level group by its bare path ("acme"), never all digits (that is an id). */
+function isTopLevelPath(raw: string): boolean {
+  const decoded = decode(raw) ?? raw;
+  return TOP_LEVEL_PATH.test(decoded) && !/^[0-9]+$/.test(decoded);
+}
+
+/** `:group_id`, or `:id` right after a literal "groups" segment. */
+function isGroupParam(rule: Rule, name: string): boolean {
+  if (name === 'group_id') return true;
+  if (name !== 'id') return false;
+  const i = rule.segments.findIndex((s) => s.kind === 'param' && s.name === 'id');
+  const before = rule.segments[i - 1];
+  return before?.kind === 'literal' && before.value === 'groups';
 }

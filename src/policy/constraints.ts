@@ -35,7 +35,7 @@ export class RuleKeyError extends RuleSyntaxError {
 }
 
 const FIELD = /^[A-Za-z0-9_.-]{1,100}$/;
-const OBJECT_RULE_KEYS = new Set(['method', 'path', 'body', 'query', 'deny_fields', 'projects', 'groups']);
+const OBJECT_RULE_KEYS = new Set(['method', 'path', 'body', 'query', 'deny_fields', 'projects', 'groups', 'target']);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
 
@@ -69,11 +69,16 @@ export function parseObjectRule(spec: unknown, source: string): Rule {
     denyFields: denyFields(spec.deny_fields),
     projects: scopeList(spec.projects, 'projects'),
     groups: scopeList(spec.groups, 'groups'),
+    target: constraintMap(spec.target, 'target'),
   };
+  if (constraints.target.size > 0 && ![...rule.methods].every((m) => m !== 'POST')) {
+    // POST creates: there is no current object to read.
+    throw new RuleKeyError(['target'], 'target: checks an existing object: use it with GET, PUT, PATCH or DELETE, not POST');
+  }
   return { ...rule, constraints };
 }
 
-function constraintMap(value: unknown, key: 'body' | 'query'): Map<string, Constraint> {
+function constraintMap(value: unknown, key: 'body' | 'query' | 'target'): Map<string, Constraint> {
   const out = new Map<string, Constraint>();
   if (value === undefined) return out;
   if (!isRecord(value)) throw new RuleKeyError([key], `${key} maps field names to a value, a list of values or { pattern: REGEX }`);
@@ -187,6 +192,20 @@ function multipartEntries(body: Buffer, contentType: string): { key: string; val
 export interface Failure {
   reason: Reason;
   detail: string;
+}
+
+/** `target:` against the object GitLab returned for the request's own path (undefined: it
+ *  could not be read). Pure. */
+export function targetFailure(rule: Rule, current: unknown): Failure | undefined {
+  const target = rule.constraints?.target;
+  if (!target || target.size === 0) return undefined;
+  if (current === null || typeof current !== 'object' || Array.isArray(current)) return { reason: 'target-unresolved', detail: 'the object could not be read from GitLab' };
+  for (const [field, constraint] of target) {
+    const value = (current as Record<string, unknown>)[field];
+    if (value === undefined || (value !== null && typeof value === 'object')) return { reason: 'target-constraint', detail: `${field} (missing)` };
+    if (!matches(constraint, value as Literal)) return { reason: 'target-constraint', detail: `${field} (${constraint.kind === 'pattern' ? 'does not match the pattern' : 'not an allowed value'})` };
+  }
+  return undefined;
 }
 
 /** Why `rule`'s constraints refuse the request, or undefined when they pass. */

@@ -50,6 +50,7 @@ const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()+,=@%/]*$/;
 const QUERY_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?[\]]*$/;
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 const CONTROL = /[\x00-\x1f\x7f\\]/;
+const ENCODED_UNRESERVED = /%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f]|7[0-9AaEe])/;
 
 export function canonicalize(method: string, rawTarget: string, rawHeaders: readonly string[], root: string): CanonicalRequest {
   // Workhorse accepts only the exact upper-case method names (rejectmethods/middleware.go).
@@ -118,8 +119,12 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   // form, so "/api/v4/%69nternal" is routed as "/api/v4/internal". Clients encode none of
   // the unreserved characters but "." (python-gitlab writes README%2Emd); refusing the
   // others keeps every literal in the path readable as written.
-  if (/%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f]|7[0-9AaEe])/.test(rawPath)) {
-    throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+  // One exception: a segment holding an encoded "/" is always a parameter value (no route
+  // literal contains "/"), which Mustermann unescapes whole: "acme%2Fmy%2Dapp" is "acme/my-app".
+  for (const seg of rawPath.split('/')) {
+    if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
+      throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+    }
   }
   let rel = rawPath;
   let surface: Surface = 'api';

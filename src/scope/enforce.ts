@@ -2,7 +2,7 @@
 // (src/policy/evaluate.ts) and the body was read: object rules' constraints, the client's and
 // the rule's project/group scope, and which list answers must be filtered. Async because
 // scope asks GitLab who a project or group is (src/scope/scope.ts).
-import { bodyFields, constraintFailure, type ConstraintInput, type Failure } from '../policy/constraints.ts';
+import { bodyFields, constraintFailure, targetFailure, type ConstraintInput, type Failure } from '../policy/constraints.ts';
 import type { Client, Match, Method, Rule } from '../types.ts';
 import type { Param } from '../request/query.ts';
 import { matchesScope, targetOf, type ScopeKind, type ScopePattern, type ScopeResolver, type ScopeTarget } from './scope.ts';
@@ -130,6 +130,8 @@ export async function enforce(
   for (const m of candidates) {
     let failure = constraintFailure(m.rule, cInput);
     if (!failure && m.rule.constraints) failure = await scopeProblem(namedTargets(input.segments, m.params), m.rule.constraints, 'the rule\'s ');
+    // target: the object's current state, read from GitLab before forwarding.
+    if (!failure && m.rule.constraints?.target.size) failure = targetFailure(m.rule, resolver ? await resolver.current('/' + input.segments.join('/')) : undefined);
     if (!failure) {
       winner = m;
       break;

@@ -96,6 +96,18 @@ export class GitLabScopeResolver implements ScopeResolver {
     this.#cache.clear();
   }
 
+  /** The object at `path` ("/api/v4/projects/5/hooks/7") as GitLab answers a GET now, with
+   *  the proxy's token; never cached (a `target:` constraint checks its current state).
+   *  Undefined when GitLab does not answer 200 with JSON. */
+  async current(path: string): Promise<unknown> {
+    try {
+      const answer = await this.#opts.lookup(path);
+      return answer.status === 200 ? answer.body : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async resolve(kind: ScopeKind, idOrPath: string): Promise<ScopeTarget | null> {
     const numeric = NUMERIC.test(idOrPath);
     if (!numeric && !isFullPath(idOrPath)) return null;
