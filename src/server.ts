@@ -63,6 +63,8 @@ export interface StartOptions {
   watch?: boolean;
   /** How often an unwritable audit log is reopened (default 1000 ms). */
   auditRetryMs?: number;
+  /** Monotonic milliseconds for the rate limits (default performance.now; tests step it). */
+  clock?: () => number;
 }
 
 const HEALTH = new Set(['/healthz', '/readyz']);
@@ -75,7 +77,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   let gitlabToken = state.gitlabToken;
   let draining = false;
 
-  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient);
+  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient, opts.clock);
   const agent = createUpstreamAgent(config);
   const metrics = new ProxyMetrics(
     { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent) },

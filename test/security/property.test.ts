@@ -19,7 +19,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.ts';
 import type { RecordedRequest } from '../support/gitlab-standin.ts';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 3000);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
 const ROOT = '/gitlab';
 
 /** The client's allowlist: [methods, template]. Placeholders are ":name". */
