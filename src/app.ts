@@ -36,6 +36,8 @@ export interface AppDeps {
   /** Resolves projects and groups for `projects:` / `groups:` scope (src/scope/scope.ts).
    *  Without it, a client with a scope list is refused whatever it names (scope-unresolved). */
   scope?: ScopeResolver;
+  /** The OAuth provider's endpoints (src/oauth/routes.ts), when OAuth is configured. */
+  oauth?: Hono<Env>;
 }
 
 type Env = { Bindings: HttpBindings };
@@ -48,6 +50,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));
 
+  if (deps.oauth) app.route(deps.publicRoot || '/', deps.oauth);
   app.all('*', async (c) => {
     const { incoming, outgoing } = c.env;
     const ctx = contextOf(incoming);

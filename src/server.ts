@@ -25,6 +25,7 @@ import { SwappableVerifier } from './ops/verifier.ts';
 import { createScopeResolver } from './scope/lookup.ts';
 import { watchPaths, type Watcher } from './ops/watch.ts';
 import { formatProblem, PolicyError, type Policy } from './policy/load.ts';
+import { startOAuth } from './oauth/wire.ts';
 
 export type ReloadTrigger = 'sighup' | 'file-change' | 'api';
 
@@ -151,15 +152,19 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     const auditOk = !auditRefusing();
     return { ready: gitlab && auditOk && !draining, checks: { gitlab, audit: auditOk, accepting: !draining } };
   };
+  const onInternalError = (err: unknown, ctx: RequestContext): void => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
+  // OAuth provider for vendors that only speak OAuth (src/oauth/), when configured.
+  const oauth = await startOAuth(config, { policy: () => policy, verifier, gitlabToken: () => gitlabToken, jwtSecret: () => state.jwt.secret!, onError: onInternalError });
   const app = createApp({
     policy: () => policy,
-    verifier,
+    verifier: oauth?.verifier ?? verifier,
+    oauth: oauth?.app,
     forwarder,
     publicRoot,
     publicBase: config.publicUrl ? config.publicUrl.origin + publicRoot : undefined,
     maxBodyBytes: config.limits.maxBodyBytes,
     ready: async () => (await readiness()).ready,
-    onInternalError: (err, ctx) => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error'),
+    onInternalError,
     admit: (client, ctx) => limiter.admit(client, ctx),
     scope,
   });
@@ -324,6 +329,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       await nextTurn();
       await admin?.close();
       forwarder.close();
+      await oauth?.close();
       await audit.flush();
       await sink?.close();
       return { forced };

@@ -27,6 +27,15 @@ export interface AuditRecord {
   ip: string | null;
   userAgent: string | null;
   aborted?: true;
+  /** OAuth endpoints (src/oauth/): the grant and the person who approved it, never a token. */
+  oauth?: OAuthAuditDetail;
+}
+
+export interface OAuthAuditDetail {
+  grant?: string;
+  approver?: string;
+  /** How the approver was admitted (OAUTH_APPROVERS entry), on approval. */
+  approverRule?: string;
 }
 
 /**

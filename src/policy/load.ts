@@ -18,6 +18,7 @@ import { CLIENT_NAME, ClientSchema, PolicyFileShape, type ClientDoc } from './sc
 import type { ScopePattern } from '../scope/scope.ts';
 import type { TokenScope } from '../scope/token-scopes.ts';
 import { compileGraphqlPolicy, graphqlPolicyProblems, type GraphqlPolicy } from '../graphql/policy.ts';
+import { clientOAuthSettings, duplicateClientIds, type OAuthRegistration } from '../oauth/registration.ts';
 
 export interface Client {
   name: string;
@@ -52,6 +53,8 @@ export interface Client {
   scopes: ReadonlySet<TokenScope>;
   /** `graphql:` (src/graphql/policy.ts); undefined: only read_api's default, if any. */
   graphql?: GraphqlPolicy;
+  /** `oauth:`: the OAuth application vendors connect to (src/oauth/registration.ts). */
+  oauth?: OAuthRegistration;
 }
 
 export interface Policy {
@@ -123,6 +126,7 @@ export function compilePolicy(sources: { display: string; text: string }[], opti
     problems.splice(before, problems.length - before, ...problems.slice(before).sort((a, b) => a.line - b.line || a.col - b.col));
   }
   problems.push(...presets.problems);
+  for (const d of duplicateClientIds(clients.values())) problems.push({ file: d.source.replace(/:[0-9]+$/, ''), line: Number(/[0-9]+$/.exec(d.source)?.[0] ?? 0), col: 1, message: d.message });
   // A preset is part of the policy: editing it is a change a reload must see.
   for (const p of presets.sources) hash.update(p.display).update('\0').update(p.text).update('\0');
   const checksum = hash.digest('hex');
@@ -185,6 +189,8 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
       for (const msg of graphqlPolicyProblems(parsed.data.graphql)) at(nodeOffset(doc, ['clients', name, 'graphql', 'fields']), msg);
       client.graphql = compileGraphqlPolicy(parsed.data.graphql);
     }
+    // oauth: (src/oauth/registration.ts): problems at their keys.
+    if (client && parsed.success) Object.assign(client, clientOAuthSettings(parsed.data.oauth, `${file}:${lineOf(['clients', name, 'oauth'])}`, (key, msg) => at(nodeOffset(doc, ['clients', name, 'oauth', ...key]), msg)));
     const located = (path: readonly PropertyKey[]) => ({ file, ...lineCounter.linePos(nodeOffset(doc, ['clients', name, ...path]) ?? 0) });
     const complete = completeClient(client, spec, parsed.success, presets, located, problems);
     // projects:, groups:, scopes: (src/scope/client-scope.ts): problems at their entries.
