@@ -18,10 +18,10 @@ export interface OAuthProxy {
   close: () => Promise<void>;
 }
 
-export async function startOAuthProxy(opts: { redisUrl?: string; jwtSecret?: string; requirePkce?: boolean; approvers?: string } = {}): Promise<OAuthProxy> {
+export async function startOAuthProxy(opts: { redisUrl?: string; jwtSecret?: string; clientSecret?: string; requirePkce?: boolean; approvers?: string } = {}): Promise<OAuthProxy> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const clientSecret = randomBytes(32).toString('base64url');
+  const clientSecret = opts.clientSecret ?? randomBytes(32).toString('base64url');
   const gitlabAppSecret = randomBytes(32).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'gsp-oauth-'));
   const clientId = 'zoom-chatbot';
