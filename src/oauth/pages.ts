@@ -70,7 +70,9 @@ export function pageHeaders(nonce: string, formTargets: readonly string[] = []):
     ].join('; '),
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
+    // same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the
+    // consent form's POST, and the Origin check would refuse it. Nothing leaks to other origins.
+    'referrer-policy': 'same-origin',
     'cache-control': 'no-store',
   };
 }
