@@ -64,8 +64,16 @@ export interface SystemAuditRecord {
   since?: string;
 }
 
+/** An operator's action on an OAuth grant outside a request (`gitlab-scope-proxy grants revoke`). */
+export interface GrantAuditRecord {
+  client: string;
+  decision: 'local';
+  reason: 'oauth-revoked-by-operator';
+  oauth: OAuthAuditDetail;
+}
+
 export interface AuditLog {
-  write(record: AuditRecord | SystemAuditRecord): void;
+  write(record: AuditRecord | SystemAuditRecord | GrantAuditRecord): void;
   /** Resolves when everything written so far is on disk (or stdout). */
   flush(): Promise<void>;
 }

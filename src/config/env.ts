@@ -118,7 +118,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminHost: env.ADMIN_HOST || '0.0.0.0',
     tls: certFile && keyFile ? { certFile, keyFile } : undefined,
     oauth: loadOAuthConfig(env, gitlabUrl, publicUrl, jwtSecret !== undefined),
-    store: { redisUrl: redisUrl(secret(env, 'REDIS_URL')?.value), sqliteFile: env.SQLITE_FILE || './data/gitlab-scope-proxy.sqlite' },
+    store: loadStoreSettings(env),
     limits: {
       maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
       maxBodyBytes: int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 0, 1 << 30),
@@ -132,6 +132,11 @@ export function loadConfig(env: Env = process.env): Config {
       scopeCacheSize: int(env, 'SCOPE_CACHE_SIZE', 10_000, 0, 10_000_000),
     },
   };
+}
+
+/** The shared store alone: what `grants` needs (REDIS_URL or REDIS_URL_FILE, else SQLITE_FILE). */
+export function loadStoreSettings(env: Env = process.env): StoreSettings {
+  return { redisUrl: redisUrl(secret(env, 'REDIS_URL')?.value), sqliteFile: env.SQLITE_FILE || './data/gitlab-scope-proxy.sqlite' };
 }
 
 /** The JWT settings alone: what `token` needs to mint, without GitLab settings. */

@@ -1,6 +1,5 @@
 // Which store the proxy uses: Redis when REDIS_URL is set (several replicas), else a SQLite
-// file (SQLITE_FILE).
-import { RedisStore } from './redis.ts';
+// file (SQLITE_FILE). The Redis client is loaded only when it is used.
 import { SqliteStore } from './sqlite.ts';
 import type { Store } from './store.ts';
 
@@ -10,5 +9,7 @@ export interface StoreSettings {
 }
 
 export async function openStore(settings: StoreSettings): Promise<Store> {
-  return settings.redisUrl ? RedisStore.connect(settings.redisUrl) : new SqliteStore(settings.sqliteFile);
+  if (!settings.redisUrl) return new SqliteStore(settings.sqliteFile);
+  const { RedisStore } = await import('./redis.ts');
+  return RedisStore.connect(settings.redisUrl);
 }
