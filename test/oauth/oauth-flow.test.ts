@@ -177,6 +177,14 @@ describe('Zoom over OAuth through the proxy', () => {
     await auditLine(p, (l) => l.reason === 'oauth-approved' && l.oauth?.approverRule === 'group:acme/platform:40');
   });
 
+  it('refuses a consent form without the page\'s CSRF token or from another site', async () => {
+    for (const tamper of ['wrong-csrf', 'cross-site'] as const) {
+      const { url } = await authorizationUrl();
+      expect((await approveInBrowser(url, 'alice', 'approve', tamper)).location).toBe('status 403');
+    }
+    await auditLine(p, (l) => l.reason === 'oauth-csrf');
+  });
+
   it('sends access_denied when the approver denies', async () => {
     const { url, state } = await authorizationUrl();
     const { location } = await approveInBrowser(url, 'alice', 'deny');

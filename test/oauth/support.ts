@@ -73,7 +73,7 @@ export interface BrowserResult {
 }
 
 /** The approver's browser: authorize URL -> GitLab sign-in as `username` -> consent -> decision. */
-export async function approveInBrowser(authorizeUrl: string, username: string, decision: 'approve' | 'deny' = 'approve'): Promise<BrowserResult> {
+export async function approveInBrowser(authorizeUrl: string, username: string, decision: 'approve' | 'deny' = 'approve', tamper?: 'wrong-csrf' | 'cross-site'): Promise<BrowserResult> {
   let cookie = '';
   const go = async (url: string, init: RequestInit = {}): Promise<Response> => {
     const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) } });
@@ -97,7 +97,9 @@ export async function approveInBrowser(authorizeUrl: string, username: string, d
   const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
   const origin = new URL(authorizeUrl).origin;
   const decided = await go(new URL(next, authorizeUrl).toString(), {
-    method: 'POST', body: new URLSearchParams({ csrf, decision }), headers: { origin, 'sec-fetch-site': 'same-origin' },
+    method: 'POST',
+    body: new URLSearchParams({ csrf: tamper === 'wrong-csrf' ? `${csrf}x` : csrf, decision }),
+    headers: tamper === 'cross-site' ? { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } : { origin, 'sec-fetch-site': 'same-origin' },
   });
   return { location: decided.headers.get('location') ?? `status ${decided.status}`, consent: { html, headers: consentRes.headers } };
 }
