@@ -244,6 +244,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       server.off('error', reject);
       resolve();
     });
+  }).catch(async (err: unknown) => {
+    await oauth?.close();
+    throw err;
   });
   let admin: AdminServer | undefined;
   if (opts.admin) {

@@ -2,7 +2,8 @@
 // read_user). The browser goes to GitLab's /oauth/authorize (with PKCE and a state), comes back
 // to PUBLIC_URL/oauth/approver/callback, and the proxy exchanges the code at GitLab's
 // /oauth/token and reads who signed in from /oauth/userinfo (OpenID Connect: "sub" is the user
-// id, "nickname" the username; GitLab's config/initializers/doorkeeper_openid_connect.rb).
+// id, config/initializers/doorkeeper_openid_connect.rb `subject do |user| user.id`; "nickname"
+// is "the user's GitLab username", doc/integration/openid_connect_provider.md).
 // The approver's GitLab token is used for that one call and then dropped.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';

@@ -90,8 +90,8 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
     const q = new URLSearchParams(rawQuery(c));
     const stateOk = flow !== undefined && q.getAll('state').length === 1 && same(q.get('state')!, flow.signInState);
     if (!flow || !stateOk) return page(c, ctx, 400, 'Sign-in expired', 'This sign-in is unknown or took longer than 10 minutes. Start again from the application.', 'oauth-signin-state');
-    const client = findOAuthClient(deps.policy(), flow.clientId);
-    if (!client) return page(c, ctx, 400, 'Application unknown', 'This application is no longer registered with the proxy.', 'oauth-unknown-client');
+    const client = flowClient(flow);
+    if (!client) return page(c, ctx, 400, 'Application unknown', 'This application or its redirect URI is no longer registered with the proxy.', 'oauth-unknown-client');
     ctx.client = client.name;
     const code = q.get('code');
     if (!code || q.getAll('code').length !== 1) {
@@ -118,7 +118,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
   app.get('/oauth/consent', async (c) => {
     const ctx = audit(c);
     const flow = await deps.cookies.open(readCookie(c));
-    const client = flow?.approver ? findOAuthClient(deps.policy(), flow.clientId) : undefined;
+    const client = flow?.approver ? flowClient(flow) : undefined;
     if (!flow?.approver || !flow.csrf || !client) return page(c, ctx, 400, 'Sign-in expired', 'Start again from the application.', 'oauth-no-flow');
     ctx.client = client.name;
     ctx.oauth = { approver: flow.approver.username };
@@ -135,7 +135,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
   app.post('/oauth/consent', async (c) => {
     const ctx = audit(c);
     const flow = await deps.cookies.open(readCookie(c));
-    const client = flow?.approver ? findOAuthClient(deps.policy(), flow.clientId) : undefined;
+    const client = flow?.approver ? flowClient(flow) : undefined;
     if (!flow?.approver || !flow.csrf || !client) return page(c, ctx, 400, 'Sign-in expired', 'Start again from the application.', 'oauth-no-flow');
     ctx.client = client.name;
     ctx.oauth = { approver: flow.approver.username };
@@ -209,6 +209,13 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
   });
 
   // ------------------------------------------------------------- helpers
+  /** The flow's client, as long as it still registers the flow's redirect URI: the policy may
+   *  have changed since the flow began, and nothing may redirect to a URI it no longer names. */
+  function flowClient(flow: FlowState): OAuthClient | undefined {
+    const client = findOAuthClient(deps.policy(), flow.clientId);
+    return client?.oauth.redirectUris.includes(flow.redirectUri) ? client : undefined;
+  }
+
   async function tokenEndpoint(c: Context<Env>, handle: (client: OAuthClient, form: URLSearchParams) => Promise<Response>): Promise<Response> {
     const ctx = audit(c);
     const authorization = c.req.header('authorization');
@@ -226,6 +233,8 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
       deny(ctx, e.reason);
       if (e.grant) ctx.oauth = { grant: e.grant.id, approver: e.grant.approver };
       const headers: Record<string, string> = { ...NO_STORE };
+      // A body left unread (too large) must not be parsed as the next request.
+      if (!c.env.incoming.complete) headers.connection = 'close';
       // RFC 6749 5.2: a client that tried HTTP authentication gets the challenge back.
       if (e.code === 'invalid_client' && authorization !== undefined) headers['www-authenticate'] = 'Basic realm="gitlab-scope-proxy"';
       return c.json(e.body(), e.status as 400, headers);

@@ -139,15 +139,29 @@ describe('Zoom over OAuth through the proxy', () => {
   it('refuses a wrong client secret with invalid_client (401), by Basic and by post', async () => {
     const { url, state, verifier } = await authorizationUrl();
     const { location } = await approveInBrowser(url, 'alice');
+    p.h.standin.reset();
     expect(await oauthError(exchange(location, state, verifier, oauth.ClientSecretBasic('wrong-secret-wrong-secret-wrong-secret')))).toEqual({ error: 'invalid_client', status: 401 });
     const res = await fetch(`${p.url}/oauth/token`, {
       method: 'POST', body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', client_id: p.clientId, client_secret: 'nope' }),
     });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ error: 'invalid_client' });
+    expect(apiCalls()).toEqual([]);
+  });
+
+  it('refuses a token request with a parameter twice, or not as a form (invalid_request)', async () => {
+    const basic = `Basic ${Buffer.from(`${p.clientId}:${p.clientSecret}`).toString('base64')}`;
+    const twice = await fetch(`${p.url}/oauth/token`, {
+      method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=refresh_token&refresh_token=a&refresh_token=b',
+    });
+    expect([twice.status, ((await twice.json()) as { error: string }).error]).toEqual([400, 'invalid_request']);
+    const json = await fetch(`${p.url}/oauth/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/json' }, body: '{"grant_type":"refresh_token"}' });
+    expect([json.status, ((await json.json()) as { error: string }).error]).toEqual([400, 'invalid_request']);
+    expect(json.headers.get('cache-control')).toBe('no-store');
   });
 
   it('answers a foreign redirect_uri with an error page, never a redirect', async () => {
+    p.h.standin.reset();
     const { url } = await authorizationUrl({ redirect_uri: 'https://attacker.example/cb' });
     const res = await fetch(url, { redirect: 'manual' });
     expect(res.status).toBe(400);
@@ -157,6 +171,8 @@ describe('Zoom over OAuth through the proxy', () => {
     const unknown = await fetch(`${p.url}/oauth/authorize?client_id=nobody&redirect_uri=${encodeURIComponent(ZOOM_REDIRECT)}&response_type=code`, { redirect: 'manual' });
     expect(unknown.status).toBe(400);
     expect(unknown.headers.get('location')).toBeNull();
+    // Not even the approver sign-in started.
+    expect(p.h.standin.requests).toEqual([]);
   });
 
   it('redirects other request errors to the vendor with error and state', async () => {
