@@ -2,7 +2,7 @@
 // arrive as *_FILE). Only the entry point calls this. Every problem is one line naming the
 // variable; no value of a secret is ever part of a message.
 import { ConfigError, readText, secret } from './read.ts';
-import { loadOAuthConfig, type OAuthConfig } from '../oauth/config.ts';
+import { loadOAuthConfig, type OAuthConfig } from './oauth.ts';
 import type { StoreSettings } from '../store/open.ts';
 
 export { ConfigError, readText, secret };

@@ -2,7 +2,7 @@
 // One function, so the consent page can later be pointed at the route catalogue (issue 11)
 // instead: for now it summarises the client's rules by method and path, reads apart from
 // writes, plus its scope shorthands, GraphQL and project/group scope.
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 
 export interface AccessSection {
   heading: string;

@@ -3,7 +3,7 @@
 // GitLab with the proxy's own token: GET /groups/:id/members/all/:user_id answers the member
 // (direct or inherited) with its access_level, or 404 (doc/api/members.md, "Get a member of a
 // group or project, including inherited and invited members").
-import type { ApproverRule } from './config.ts';
+import type { ApproverRule } from '../config/oauth.ts';
 
 export interface SignedInUser {
   id: number;

@@ -4,7 +4,7 @@
 //   an open redirector);
 // - every other problem is redirected to the (now trusted) redirect URI with error and state.
 // redirect_uri is compared as an exact string, as GitLab's Doorkeeper does.
-import type { Policy } from '../policy/load.ts';
+import type { Policy } from '../types.ts';
 import { findOAuthClient, type OAuthClient } from './client-auth.ts';
 import type { OAuthErrorCode } from './errors.ts';
 import { validChallenge } from './pkce.ts';

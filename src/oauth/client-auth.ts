@@ -3,7 +3,7 @@
 // client_secret in the body (client_secret_post), never both at once. The secret is compared
 // by its SHA-256 in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Client, Policy } from '../policy/load.ts';
+import type { Client, Policy } from '../types.ts';
 import type { OAuthRegistration } from './registration.ts';
 import { OAuthError } from './errors.ts';
 

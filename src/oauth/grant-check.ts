@@ -6,7 +6,7 @@
 import { decodeJwt } from 'jose';
 import { TokenVerifier, type Identity } from '../auth/verify.ts';
 import { ProxyError } from '../errors.ts';
-import type { Policy } from '../policy/load.ts';
+import type { Policy } from '../types.ts';
 import { grantActive, type Store } from '../store/store.ts';
 
 export class GrantCheckingVerifier extends TokenVerifier {

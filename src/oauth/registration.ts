@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from '../auth/mint.ts';
+import type { OAuthRegistration } from '../types.ts';
 
 export const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 /** GitLab's own application secrets are 64 characters (gloas-...); fewer than 32 is guessable. */
@@ -46,17 +47,7 @@ export const OAuthRegistrationSchema = z.strictObject({
 
 export type OAuthRegistrationDoc = z.infer<typeof OAuthRegistrationSchema>;
 
-export interface OAuthRegistration {
-  clientId: string;
-  /** SHA-256 of the secret, compared in constant time. */
-  secretSha256: Buffer;
-  redirectUris: readonly string[];
-  accessTokenTtlS: number;
-  refreshTokenTtlS: number;
-  requirePkce: boolean;
-  /** file:line of the block, for problems that involve two clients. */
-  source: string;
-}
+export type { OAuthRegistration };
 
 const LOOPBACK = /^(?:localhost|127(?:\.[0-9]{1,3}){3}|\[::1\])$/;
 

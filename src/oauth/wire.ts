@@ -6,7 +6,7 @@ import { mintToken } from '../auth/mint.ts';
 import type { TokenVerifier } from '../auth/verify.ts';
 import type { Config } from '../config/env.ts';
 import type { RequestContext } from '../context.ts';
-import type { Policy } from '../policy/load.ts';
+import type { Policy } from '../types.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/store.ts';
 import { gitlabSignIn } from './gitlab-signin.ts';

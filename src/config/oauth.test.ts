@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../config/env.ts';
-import { parseApprovers } from './config.ts';
+import { ConfigError, loadConfig } from './env.ts';
+import { parseApprovers } from './oauth.ts';
 
 const base = {
   GITLAB_URL: 'https://gitlab.example.com', GITLAB_TOKEN: 'glpat-x', PROXY_JWT_SECRET: 'k'.repeat(32),

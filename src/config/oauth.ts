@@ -1,8 +1,8 @@
-// OAuth settings from the environment (src/config/env.ts calls this). OAuth is on when
+// OAuth settings from the environment (src/config/env.ts calls this; used by src/oauth/). OAuth is on when
 // OAUTH_GITLAB_CLIENT_ID is set: the proxy is then itself a GitLab OAuth application
 // (scopes openid read_user) through which the people in OAUTH_APPROVERS sign in to approve a
 // vendor. Every problem is one ConfigError line naming the variable, never a secret's value.
-import { ConfigError, secret } from '../config/read.ts';
+import { ConfigError, secret } from './read.ts';
 
 /** Who may approve: GitLab usernames, or members of a group with at least an access level. */
 export type ApproverRule =
