@@ -174,6 +174,8 @@ export interface OAuthRegistration {
   requirePkce: boolean;
   /** file:line of the block, for problems that involve two clients. */
   source: string;
+  /** client_secret_file, watched so that a rotated secret is read again. */
+  secretFile?: string;
 }
 
 export interface Policy {

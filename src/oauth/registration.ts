@@ -128,6 +128,7 @@ export function clientOAuthSettings(
       refreshTokenTtlS,
       requirePkce: doc.require_pkce ?? false,
       source,
+      ...(doc.client_secret_file !== undefined ? { secretFile: doc.client_secret_file } : {}),
     },
   };
 }
