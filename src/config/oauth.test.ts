@@ -43,3 +43,21 @@ describe('OAuth settings', () => {
     expect(() => parseApprovers('no/slash')).toThrow(/not a GitLab username/);
   });
 });
+
+describe('the OAuth store at start', () => {
+  it('stops the proxy with one line naming REDIS_URL when Redis cannot be reached, without the URL', async () => {
+    const { startOAuth } = await import('../oauth/wire.ts');
+    const { createServer } = await import('node:net');
+    // A port that refuses: listen, note it, close.
+    const probe = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => probe.once('listening', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const config = loadConfig({ ...base, REDIS_URL: `redis://:hunter2-password@127.0.0.1:${port}` });
+    const started = startOAuth(config, {
+      policy: () => { throw new Error('unused'); }, verifier: undefined as never, gitlabToken: () => '', jwtSecret: () => new Uint8Array(32), onError: () => undefined,
+    });
+    await expect(started).rejects.toThrow(/^REDIS_URL: cannot connect to Redis \(ECONNREFUSED\)$/);
+    await expect(started).rejects.not.toThrow(/hunter2/);
+  });
+});

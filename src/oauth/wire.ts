@@ -5,6 +5,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { mintToken } from '../auth/mint.ts';
 import type { TokenVerifier } from '../auth/verify.ts';
 import type { Config } from '../config/env.ts';
+import { ConfigError } from '../config/read.ts';
 import type { RequestContext } from '../context.ts';
 import type { Policy } from '../types.ts';
 import { openStore } from '../store/open.ts';
@@ -33,7 +34,14 @@ export interface OAuthWiring {
 export async function startOAuth(config: Config, w: OAuthWiring): Promise<OAuthProvider | undefined> {
   const oauth = config.oauth;
   if (!oauth || !config.publicUrl) return undefined;
-  const store = await openStore(config.store);
+  let store: Store;
+  try {
+    store = await openStore(config.store);
+  } catch (err) {
+    // One line naming the setting, never the URL (it may hold a password).
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
+    throw new ConfigError(config.store.redisUrl ? `REDIS_URL: cannot connect to Redis (${code})` : `SQLITE_FILE: cannot open ${config.store.sqliteFile} (${code})`);
+  }
   const verifier = new GrantCheckingVerifier(w.verifier, store);
   const publicBase = config.publicUrl.toString().replace(/\/+$/, '');
   const secret = w.jwtSecret();
