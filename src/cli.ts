@@ -6,8 +6,6 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { privateKeyFromPem } from './auth/keys.ts';
 import { mintToken, parseDuration } from './auth/mint.ts';
 import { ConfigError, loadJwtSettings, loadStoreSettings } from './config/env.ts';
-import { listGrants, revokeGrants } from './commands/grants.ts';
-import { openStore } from './store/open.ts';
 import { ProxyError } from './errors.ts';
 import { authorize } from './policy/evaluate.ts';
 import { auditReport } from './commands/audit-report.ts';
@@ -139,6 +137,8 @@ async function grantsCommand(args: string[]): Promise<number> {
   const valid = action === 'list' ? id === undefined && client === undefined
     : action === 'revoke' && extra === undefined && (id === undefined) !== (client === undefined);
   if (!valid) throw new UsageError(USAGE.grants!);
+  // Loaded on use: the other commands start no slower.
+  const [{ listGrants, revokeGrants }, { openStore }] = await Promise.all([import('./commands/grants.ts'), import('./store/open.ts')]);
   const store = await openStore(loadStoreSettings());
   try {
     const io = { store, auditLog: process.env.AUDIT_LOG || undefined, out: (line: string) => console.log(line) };

@@ -25,7 +25,6 @@ import { SwappableVerifier } from './ops/verifier.ts';
 import { createScopeResolver } from './scope/lookup.ts';
 import { watchPaths, type Watcher } from './ops/watch.ts';
 import { formatProblem, PolicyError, type Policy } from './policy/load.ts';
-import { startOAuth } from './oauth/wire.ts';
 
 export type ReloadTrigger = 'sighup' | 'file-change' | 'api';
 
@@ -153,8 +152,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     return { ready: gitlab && auditOk && !draining, checks: { gitlab, audit: auditOk, accepting: !draining } };
   };
   const onInternalError = (err: unknown, ctx: RequestContext): void => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
-  // OAuth provider for vendors that only speak OAuth (src/oauth/), when configured.
-  const oauth = await startOAuth(config, { policy: () => policy, verifier, gitlabToken: () => gitlabToken, jwtSecret: () => state.jwt.secret!, onError: onInternalError });
+  // OAuth provider for vendors that only speak OAuth (src/oauth/), when configured; loaded only
+  // then, so a proxy without it starts no slower.
+  const oauth = config.oauth && await (await import('./oauth/wire.ts')).startOAuth(config, { policy: () => policy, verifier, gitlabToken: () => gitlabToken, jwtSecret: () => state.jwt.secret!, onError: onInternalError });
   const app = createApp({
     policy: () => policy,
     verifier: oauth?.verifier ?? verifier,
