@@ -1,7 +1,8 @@
-// What a vendor will be able to reach, in words a person approving it can read on a phone.
-// One function, so the consent page can later be pointed at the route catalogue (issue 11)
-// instead: for now it summarises the client's rules by method and path, reads apart from
-// writes, plus its scope shorthands, GraphQL and project/group scope.
+// What a vendor will be able to reach, in words a person approving it can read on a phone:
+// first GitLab's routes its rules reach by risk class (the route catalogue,
+// src/catalogue/coverage.ts, as `check` reports it), then its rules by method and path, reads
+// apart from writes, its scope shorthands, GraphQL and project/group scope.
+import { reachOf } from '../catalogue/coverage.ts';
 import type { Client } from '../types.ts';
 
 export interface AccessSection {
@@ -24,6 +25,9 @@ export function accessSummary(client: Client): AccessSection[] {
     }
   }
   const sections: AccessSection[] = [];
+  const classes = reachOf(client.rules, client.admin).filter((k) => k.routes.length > 0).map((k) =>
+    `${k.class}: ${k.routes.length} route${k.routes.length === 1 ? '' : 's'}, e.g. ${k.routes.slice(0, 2).map((r) => `${r.method} ${r.template.slice(PREFIX.length)}`).join(', ')}`);
+  if (classes.length > 0) sections.push({ heading: 'GitLab routes it reaches, by risk', items: classes });
   const list = (m: Map<string, Set<string>>): string[] => [...m].sort(([a], [b]) => a.localeCompare(b)).map(([path, methods]) => `${[...methods].sort().join(', ')} ${path}`);
   if (client.scopes.size > 0) sections.push({ heading: 'GitLab token scopes', items: [...client.scopes].map(scopeText) });
   if (writes.size > 0) sections.push({ heading: 'Can change', items: list(writes) });

@@ -15,6 +15,7 @@ import { contextOf, type RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
 import type { Policy } from '../types.ts';
 import type { Store } from '../store/store.ts';
+import type { Reason } from '../types.ts';
 import { accessSummary } from './access-summary.ts';
 import { approverRule } from './approvers.ts';
 import { checkAuthorizationRequest, redirectWith } from './authorize-request.ts';
@@ -65,10 +66,10 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
   app.get('/oauth/authorize', async (c) => {
     const ctx = audit(c);
     const check = checkAuthorizationRequest(deps.policy(), rawQuery(c));
-    if (check.kind === 'page') return page(c, ctx, 400, 'Authorization request refused', check.message, `oauth-${check.reason}`);
+    if (check.kind === 'page') return page(c, ctx, 400, 'Authorization request refused', check.message, 'oauth-request-refused', check.reason);
     if (check.kind === 'redirect') {
       ctx.client = check.client.name;
-      deny(ctx, `oauth:${check.error}`);
+      deny(ctx, 'oauth-error', check.error);
       return c.redirect(redirectWith(check.redirectUri, { error: check.error, error_description: check.description, state: check.state }), 302);
     }
     const req = check.request;
@@ -89,14 +90,14 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
     const flow = await deps.cookies.open(readCookie(c));
     const q = new URLSearchParams(rawQuery(c));
     const stateOk = flow !== undefined && q.getAll('state').length === 1 && same(q.get('state')!, flow.signInState);
-    if (!flow || !stateOk) return page(c, ctx, 400, 'Sign-in expired', 'This sign-in is unknown or took longer than 10 minutes. Start again from the application.', 'oauth-signin-state');
+    if (!flow || !stateOk) return page(c, ctx, 400, 'Sign-in expired', 'This sign-in is unknown or took longer than 10 minutes. Start again from the application.', 'oauth-flow-expired', 'signin-state');
     const client = flowClient(flow);
-    if (!client) return page(c, ctx, 400, 'Application unknown', 'This application or its redirect URI is no longer registered with the proxy.', 'oauth-unknown-client');
+    if (!client) return page(c, ctx, 400, 'Application unknown', 'This application or its redirect URI is no longer registered with the proxy.', 'oauth-request-refused', 'unknown-client');
     ctx.client = client.name;
     const code = q.get('code');
     if (!code || q.getAll('code').length !== 1) {
       // The person declined at GitLab (error=access_denied) or GitLab failed: the vendor hears access_denied.
-      return vendorError(c, ctx, flow, 'access_denied', 'the approver did not sign in', 'oauth-signin-declined');
+      return vendorError(c, ctx, flow, 'access_denied', 'the approver did not sign in', 'oauth-denied', 'at-gitlab');
     }
     let user;
     let rule;
@@ -119,7 +120,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
     const ctx = audit(c);
     const flow = await deps.cookies.open(readCookie(c));
     const client = flow?.approver ? flowClient(flow) : undefined;
-    if (!flow?.approver || !flow.csrf || !client) return page(c, ctx, 400, 'Sign-in expired', 'Start again from the application.', 'oauth-no-flow');
+    if (!flow?.approver || !flow.csrf || !client) return page(c, ctx, 400, 'Sign-in expired', 'Start again from the application.', 'oauth-flow-expired', 'no-flow');
     ctx.client = client.name;
     ctx.oauth = { approver: flow.approver.username };
     ctx.decision = 'local';
@@ -136,7 +137,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
     const ctx = audit(c);
     const flow = await deps.cookies.open(readCookie(c));
     const client = flow?.approver ? flowClient(flow) : undefined;
-    if (!flow?.approver || !flow.csrf || !client) return page(c, ctx, 400, 'Sign-in expired', 'Start again from the application.', 'oauth-no-flow');
+    if (!flow?.approver || !flow.csrf || !client) return page(c, ctx, 400, 'Sign-in expired', 'Start again from the application.', 'oauth-flow-expired', 'no-flow');
     ctx.client = client.name;
     ctx.oauth = { approver: flow.approver.username };
     const form = await readForm(c);
@@ -148,7 +149,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
     }
     clearFlow(c);
     const decision = form.get('decision');
-    if (decision !== 'approve') return vendorError(c, ctx, flow, 'access_denied', 'the approver denied the request', 'oauth-denied', false);
+    if (decision !== 'approve') return vendorError(c, ctx, flow, 'access_denied', 'the approver denied the request', 'oauth-denied', 'on-consent', false);
     const { code, grantId } = await issueCode(grantDeps, {
       client, redirectUri: flow.redirectUri, redirectUriSent: flow.redirectUriSent, scope: flow.scope, codeChallenge: flow.codeChallenge, approver: flow.approver,
     });
@@ -189,7 +190,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
       ctx.client = identity.client.name;
       const grantOf = await deps.verifier.accessTokenGrant(bearer, deps.policy());
       const grant = grantOf ? await deps.store.getGrant(grantOf.gid) : undefined;
-      if (!grant) throw new ProxyError('unauthorized', 'not-an-oauth-token');
+      if (!grant) throw new ProxyError('unauthorized', 'oauth-error', { detail: 'not-an-oauth-token' });
       const claims = JSON.parse(Buffer.from(bearer.split('.')[1]!, 'base64url').toString('utf8')) as { exp: number; iat?: number };
       ctx.oauth = { grant: grant.id, approver: grant.approver.username };
       ctx.decision = 'local';
@@ -201,8 +202,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
         application: { uid: grant.clientId }, created_at: claims.iat ?? null,
       }, 200, NO_STORE);
     } catch (err) {
-      const reason = err instanceof ProxyError ? err.reason : 'verification-failed';
-      deny(ctx, reason);
+      deny(ctx, err instanceof ProxyError ? err.reason : 'verification-failed', err instanceof ProxyError ? err.refusal.detail : undefined);
       // Doorkeeper's answer for a bad token at token/info.
       return c.json({ error: 'invalid_token', error_description: 'The access token is invalid' }, 401, { ...NO_STORE, 'www-authenticate': 'Bearer error="invalid_token"' });
     }
@@ -230,7 +230,7 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
     } catch (err) {
       if (!(err instanceof OAuthError)) deps.onError(err, ctx);
       const e = err instanceof OAuthError ? err : new OAuthError('server_error', 'the request could not be handled');
-      deny(ctx, e.reason);
+      deny(ctx, e.reason, e.code);
       if (e.grant) ctx.oauth = { grant: e.grant.id, approver: e.grant.approver };
       const headers: Record<string, string> = { ...NO_STORE };
       // A body left unread (too large) must not be parsed as the next request.
@@ -247,9 +247,9 @@ export function createOAuthApp(deps: OAuthAppDeps): Hono<Env> {
   function clearFlow(c: Context<Env>): void {
     c.header('set-cookie', `${COOKIE}=; Path=${cookiePath}; Max-Age=0; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`);
   }
-  function vendorError(c: Context<Env>, ctx: RequestContext, flow: FlowState, error: 'access_denied', description: string, reason: string, clear = true): Response {
+  function vendorError(c: Context<Env>, ctx: RequestContext, flow: FlowState, error: 'access_denied', description: string, reason: Reason, detail?: string, clear = true): Response {
     if (clear) clearFlow(c);
-    deny(ctx, reason);
+    deny(ctx, reason, detail);
     return c.redirect(redirectWith(flow.redirectUri, { error, error_description: description, state: flow.state }), 302);
   }
   return app;
@@ -263,19 +263,20 @@ function audit(c: Context<Env>): RequestContext {
   return ctx;
 }
 
-function local(c: Context<Env>, reason: string): void {
+function local(c: Context<Env>, reason: Reason): void {
   const ctx = contextOf(c.env.incoming);
   ctx.decision = 'local';
   ctx.reason = reason;
 }
 
-function deny(ctx: RequestContext, reason: string): void {
+function deny(ctx: RequestContext, reason: Reason, detail?: string): void {
   ctx.decision = 'deny';
   ctx.reason = reason;
+  ctx.detail = detail ?? null;
 }
 
-function page(c: Context<Env>, ctx: RequestContext, status: number, title: string, message: string, reason: string): Response {
-  deny(ctx, reason);
+function page(c: Context<Env>, ctx: RequestContext, status: number, title: string, message: string, reason: Reason, detail?: string): Response {
+  deny(ctx, reason, detail);
   const nonce = randomBytes(16).toString('base64url');
   return c.body(errorPage(title, message, nonce), status as 400, pageHeaders(nonce));
 }

@@ -72,6 +72,7 @@ describe('Zoom over OAuth through the proxy', () => {
     expect(consent!.html).toContain('Zoom GitLab chatbot');
     expect(consent!.html).toContain('applications.zoom.us');
     expect(consent!.html).toContain('POST /projects/:id/hooks');
+    expect(consent!.html).toContain('GitLab routes it reaches, by risk');
     expect(consent!.html).not.toContain('<script');
     expect(consent!.headers.get('content-security-policy')).toMatch(/default-src 'none'.*form-action 'self' https:\/\/applications\.zoom\.us.*frame-ancestors 'none'/);
 
