@@ -173,11 +173,11 @@ export interface Client {
   scopes: ReadonlySet<TokenScope>;
   /** `graphql:` (src/graphql/policy.ts); undefined: only read_api's default, if any. */
   graphql?: GraphqlPolicy;
-  /** `oauth:`: the OAuth application vendors connect to (src/oauth/registration.ts). */
+  /** `oauth:`: the OAuth application vendors connect to (src/policy/oauth-registration.ts). */
   oauth?: OAuthRegistration;
 }
 
-/** A client's `oauth:` block, compiled (src/oauth/registration.ts). */
+/** A client's `oauth:` block, compiled (src/policy/oauth-registration.ts). */
 export interface OAuthRegistration {
   clientId: string;
   /** SHA-256 of the secret, compared in constant time. */

@@ -4,7 +4,7 @@
 // by its SHA-256 in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Client, Policy } from '../types.ts';
-import type { OAuthRegistration } from './registration.ts';
+import type { OAuthRegistration } from '../types.ts';
 import { OAuthError } from './errors.ts';
 
 export type OAuthClient = Client & { oauth: OAuthRegistration };

@@ -15,7 +15,7 @@ import { applyClientScope } from './client-scope.ts';
 import type { z } from 'zod';
 import { CLIENT_NAME, ClientSchema, PolicyFileShape, type ClientDoc } from './schema.ts';
 import { compileGraphqlPolicy, graphqlPolicyProblems } from './graphql-policy.ts';
-import { clientOAuthSettings, duplicateClientIds } from '../oauth/registration.ts';
+import { clientOAuthSettings, duplicateClientIds } from './oauth-registration.ts';
 import type { Client, Policy, PolicyProblem } from '../types.ts';
 
 export type { Client, Policy, PolicyProblem };
@@ -139,7 +139,7 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
       for (const msg of graphqlPolicyProblems(parsed.data.graphql)) at(nodeOffset(doc, ['clients', name, 'graphql', 'fields']), msg);
       client.graphql = compileGraphqlPolicy(parsed.data.graphql);
     }
-    // oauth: (src/oauth/registration.ts): problems at their keys.
+    // oauth: (src/policy/oauth-registration.ts): problems at their keys.
     if (client && parsed.success) Object.assign(client, clientOAuthSettings(parsed.data.oauth, `${file}:${lineOf(['clients', name, 'oauth'])}`, (key, msg) => at(nodeOffset(doc, ['clients', name, 'oauth', ...key]), msg)));
     const located = (path: readonly PropertyKey[]) => ({ file, ...lineCounter.linePos(nodeOffset(doc, ['clients', name, ...path]) ?? 0) });
     const complete = completeClient(client, spec, parsed.success, presets, located, problems);

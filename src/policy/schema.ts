@@ -2,7 +2,7 @@
 // shipped for editors is generated from it, so the two cannot drift apart.
 import { z } from 'zod';
 import { GraphqlPolicySchema } from './graphql-policy.ts';
-import { OAuthRegistrationSchema } from '../oauth/registration.ts';
+import { OAuthRegistrationSchema } from './oauth-registration.ts';
 import { TOKEN_SCOPES } from './token-scopes.ts';
 
 export const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;

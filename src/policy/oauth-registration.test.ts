@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compilePolicy, PolicyError } from '../policy/load.ts';
-import { redirectUriProblem } from './registration.ts';
+import { compilePolicy, PolicyError } from './load.ts';
+import { redirectUriProblem } from './oauth-registration.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gsp-reg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
