@@ -136,7 +136,7 @@ describe('explain', () => {
   it('prints allow with the deciding rule and its location', () => {
     const r = run(['explain', '--policies', dir, '--client', 'packit', 'POST', '/api/v4/projects/acme%2Fdocs/merge_requests/3/notes']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^allow\tGET,POST \/api\/v4\/projects\/:id\/merge_requests\/:iid\/notes\t\(.*a\.yaml:6\)/);
+    expect(r.stdout).toMatch(/^allow\tGET,POST \/api\/v4\/projects\/:id\/merge_requests\/:iid\/notes \(.*a\.yaml:6\)/);
   });
   it('prints deny with the reason', () => {
     expect(run(['explain', '--policies', dir, '--client', 'packit', 'DELETE', '/api/v4/projects/5']).stdout).toMatch(/^deny\tmethod-not-allowed/);

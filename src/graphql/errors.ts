@@ -4,16 +4,17 @@
 // refused ("graphql: field x not allowed"); it never holds a token.
 import { ProxyError, type ErrorCode, type Reason } from '../errors.ts';
 
-/** `what` is the audit line's detail; the client reads it as "graphql: <what>". */
-const graphqlRefusal = (code: ErrorCode, reason: Reason, what: string): ProxyError =>
-  new ProxyError(code, reason, { message: `graphql: ${what}`, detail: what, format: 'graphql' });
+/** `what` is the audit line's detail; the client reads "graphql: <what>" and the parser's
+ *  own words, if any. */
+const graphqlRefusal = (code: ErrorCode, reason: Reason, what: string, more?: string): ProxyError =>
+  new ProxyError(code, reason, { message: `graphql: ${what}${more === undefined ? '' : `: ${more}`}`, detail: what, format: 'graphql' });
 
 /** The policy does not allow this request: 403. */
 export const graphqlDenied = (what: string): ProxyError => graphqlRefusal('forbidden', 'graphql-denied', what);
 
 /** The request cannot be read one way only: 400. */
 export const graphqlMalformed = (what: string, detail?: string): ProxyError =>
-  graphqlRefusal('malformed', 'graphql-malformed', detail === undefined ? what : `${what}: ${detail}`);
+  graphqlRefusal('malformed', 'graphql-malformed', what, detail);
 
 /** A GraphQL request whose body is not JSON: 415. */
 export const graphqlUnsupportedMedia = (what: string): ProxyError => graphqlRefusal('unsupported-media', 'content-type', what);

@@ -102,7 +102,7 @@ describe('bytes GitLab could read otherwise', () => {
     expect(statuses(raw.text)).toEqual([400]);
     expect(raw.closed).toBe(true);
     await h.waitForAudit(before + 1);
-    expect(h.audit[before]).toMatchObject({ decision: 'deny', reason: expect.stringMatching(/^unparseable:/) as unknown });
+    expect(h.audit[before]).toMatchObject({ decision: 'deny', reason: 'unparseable', detail: expect.stringMatching(/^HPE_/) as unknown });
     await settle();
     expect(h.standin.requests).toEqual([]);
   });
