@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { privateKeyFromPem } from './auth/keys.ts';
 import { mintToken, parseDuration } from './auth/mint.ts';
-import { ConfigError, loadJwtSettings } from './config/env.ts';
+import { ConfigError, loadJwtSettings, loadStoreSettings } from './config/env.ts';
 import { auditReport } from './commands/audit-report.ts';
 import { CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
 import { nearestRoute, routesOfRule } from './catalogue/coverage.ts';
@@ -37,6 +37,7 @@ Commands:
   learn     print the smallest policy covering what a client did (from audit logs)
   audit     summarise audit logs per client
   schema    write the JSON Schema of policy files
+  grants    list or revoke OAuth grants
 
 Run "gitlab-scope-proxy COMMAND --help" for a command's options.
 Configuration is read from the environment: see README.md.`,
@@ -92,6 +93,14 @@ standard input when none or "-") per client: calls, denials and would-denies, th
 endpoints, the status mix, first and last seen, bytes in and out. T is an ISO 8601 time or
 a span before now (30m, 24h, 7d). D is allow, deny, would-deny or local. --json prints the
 summary for machines. Exit 1 when no record matches.`,
+  grants: `Usage: gitlab-scope-proxy grants list [--json]
+       gitlab-scope-proxy grants revoke ID | --client NAME
+
+Lists the OAuth grants (a vendor approved by a person, with its refresh-token family) in the
+shared store: REDIS_URL when set, else SQLITE_FILE (default ./data/gitlab-scope-proxy.sqlite).
+revoke ends one grant, or every active grant of client NAME: its refresh token and access
+tokens stop working at once on every replica. Each revocation is written to AUDIT_LOG (else
+standard error). Exit 1 when nothing matched.`,
   schema: `Usage: gitlab-scope-proxy schema [--out FILE] [--check]
 
 Writes the JSON Schema of policy and preset files, generated from the loader's own definition,
@@ -176,10 +185,31 @@ async function run(argv: string[], io: Io): Promise<number> {
       return auditCommand(rest, io);
     case 'schema':
       return schemaCommand(rest, io);
+    case 'grants':
+      return grantsCommand(rest, io);
     case 'help':
       return help('main', io);
     default:
       throw new UsageError(`unknown command "${command}"\n\n${USAGE.main}`);
+  }
+}
+
+async function grantsCommand(args: string[], cliIo: Io): Promise<number> {
+  const { values, positionals } = parse(args, { client: { type: 'string' }, json: { type: 'boolean' } }, USAGE.grants!, true);
+  if (values.help) return help('grants', cliIo);
+  const [action, id, extra] = positionals;
+  const client = values.client as string | undefined;
+  const valid = action === 'list' ? id === undefined && client === undefined
+    : action === 'revoke' && extra === undefined && (id === undefined) !== (client === undefined);
+  if (!valid) throw new UsageError(USAGE.grants!);
+  // Loaded on use: the other commands start no slower.
+  const [{ listGrants, revokeGrants }, { openStore }] = await Promise.all([import('./commands/grants.ts'), import('./store/open.ts')]);
+  const store = await openStore(loadStoreSettings(cliIo.env));
+  try {
+    const io = { store, auditLog: cliIo.env.AUDIT_LOG || undefined, out: (line: string) => cliIo.log(line) };
+    return action === 'list' ? await listGrants(io, values.json === true) : await revokeGrants(io, id ? { id } : { client: client! });
+  } finally {
+    await store.close();
   }
 }
 

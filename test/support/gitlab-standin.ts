@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runHttpBackend } from './git-backend.ts';
 import { Changes, until } from './wait.ts';
+import { createStandInOidc, type StandInOidc } from './standin-oidc.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -46,6 +47,8 @@ export interface StandIn {
   takeViolations(): string[];
   /** Serve git over HTTP from these bare repositories (`<full path>.git`, test/support/git-backend.ts). */
   serveGitFrom(projectRoot: string): void;
+  /** GitLab as an OpenID provider for the proxy's approver sign-in (test/support/standin-oidc.ts). */
+  oidc: StandInOidc;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -107,6 +110,7 @@ interface State {
   hooks: Map<number, Json[]>;
   nextId: number;
   gitRoot?: string;
+  oidc: StandInOidc;
 }
 interface Ctx {
   req: IncomingMessage;
@@ -605,6 +609,7 @@ async function dispatch(state: State, root: string, rec: RecordedRequest, req: I
   const requestId = rec.headers['x-request-id'];
   if (typeof requestId === 'string') res.setHeader('X-Request-Id', requestId);
   if (rec.path !== root && !rec.path.startsWith(`${root}/`)) return sendText(res, 404, '404 page not found\n');
+  if (state.oidc.handle(rec, res, root, state.tokens)) return;
   const rel = rec.path.slice(root.length).split('/').slice(1);
   const query = new URLSearchParams(rec.query);
   if (rel[0] === '-' && rel[1] === 'object-storage') {
@@ -662,7 +667,7 @@ export async function startGitLabStandIn(opts: StandInOptions): Promise<StandIn>
   const violations: string[] = [];
   const state: State = {
     origin: '', base: '', tokens: new Set(opts.validTokens), projects: buildProjects(opts.projectCount ?? 45),
-    notes: new Map(), hooks: new Map(), nextId: 1000,
+    notes: new Map(), hooks: new Map(), nextId: 1000, oidc: createStandInOidc(),
   };
 
   const server = createServer({ keepAlive: true }, (req, res) => {
@@ -699,6 +704,7 @@ export async function startGitLabStandIn(opts: StandInOptions): Promise<StandIn>
     requests,
     reset: () => { requests.length = 0; },
     serveGitFrom: (projectRoot) => { state.gitRoot = projectRoot; },
+    oidc: state.oidc,
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
