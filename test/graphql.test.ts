@@ -4,12 +4,12 @@
 // forwards its own print of the checked document); refused ones must not
 // arrive at all, must answer in GraphQL's error format and leave a deny audit line naming the
 // first field or operation refused.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, print } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.ts';
 import type { RecordedRequest } from './support/gitlab-standin.ts';
 import { startHarness, type AuditLine, type Harness } from './support/harness.ts';
 
@@ -76,13 +76,8 @@ async function gql(client: string, body: unknown, opts: CallOptions = {}): Promi
   const text = await res.text();
   const reqId = res.headers.get('x-request-id');
   expect(reqId, 'every answer carries the request id').toBeTruthy();
-  const end = Date.now() + 2000;
-  let audit: AuditLine | undefined;
-  while (!(audit = h.audit.find((l) => l.reqId === reqId))) {
-    if (Date.now() > end) throw new Error(`no audit line for ${reqId}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  await new Promise((r) => setTimeout(r, 10));
+  // Written when the response has ended; anything forwarded was recorded before GitLab answered.
+  const audit = await h.waitForAuditLine((l) => l.reqId === reqId, `the audit line of ${reqId}`);
   return { status: res.status, text, received: h.standin.requests.filter((r) => r.path.endsWith('/graphql')), audit };
 }
 
@@ -350,11 +345,7 @@ describe('clients without GraphQL and other endpoints', () => {
 });
 
 describe('explain and check', () => {
-  const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
-  const run = (args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8', timeout: 15_000 });
-    return { code: r.status, stdout: r.stdout };
-  };
+  const run = (args: string[]) => runCli(args);
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'gsp-graphql-'));
@@ -362,31 +353,31 @@ describe('explain and check', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('explain POST /api/graphql says a body is needed, and checks --graphql-query', () => {
+  it('explain POST /api/graphql says a body is needed, and checks --graphql-query', async () => {
     // Without a body, as served: GitLab's GraphQL endpoint needs one.
-    const bare = run(['explain', '--policies', dir, '--client', 'reader', 'POST', '/api/graphql']);
+    const bare = await run(['explain', '--policies', dir, '--client', 'reader', 'POST', '/api/graphql']);
     expect(bare.stdout).toMatch(/^deny\tgraphql-malformed: a JSON body is required \(400\)/);
     expect(bare.code).toBe(1);
-    const ok = run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', '{ currentUser { username } }', 'POST', '/api/graphql']);
+    const ok = await run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', '{ currentUser { username } }', 'POST', '/api/graphql']);
     expect(ok.stdout).toBe('allow\tgraphql-policy: query currentUser\n');
     expect(ok.code).toBe(0);
-    const bad = run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', 'mutation { createIssue(input: {}) { errors } }', 'POST', '/api/graphql']);
+    const bad = await run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', 'mutation { createIssue(input: {}) { errors } }', 'POST', '/api/graphql']);
     expect(bad.stdout).toMatch(/^deny\tgraphql-denied: operation mutation not allowed/);
     expect(bad.code).toBe(1);
-    expect(run(['explain', '--policies', dir, '--client', 'reader', 'GET', '/api/graphql']).stdout).toMatch(/^deny\tgraphql-denied: GET not allowed/);
-    expect(run(['explain', '--policies', dir, '--client', 'restonly', 'POST', '/api/graphql']).stdout).toMatch(/^deny\tnot-api/);
-  }, 60_000); // five CLI processes: slow on a loaded machine
+    expect((await run(['explain', '--policies', dir, '--client', 'reader', 'GET', '/api/graphql'])).stdout).toMatch(/^deny\tgraphql-denied: GET not allowed/);
+    expect((await run(['explain', '--policies', dir, '--client', 'restonly', 'POST', '/api/graphql'])).stdout).toMatch(/^deny\tnot-api/);
+  });
 
-  it('check reports a mutation field without the mutation operation, and unknown keys', () => {
+  it('check reports a mutation field without the mutation operation, and unknown keys', async () => {
     const bad = mkdtempSync(join(tmpdir(), 'gsp-graphql-'));
     try {
       writeFileSync(join(bad, 'a.yaml'), 'clients:\n  x:\n    graphql:\n      fields: [mutation.createIssue, "bad field"]\n      depth: 3\n');
-      const r = run(['check', '--policies', bad]);
+      const r = await run(['check', '--policies', bad]);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/a\.yaml:\d+:\d+ .*graphql\.fields\.1/);
       expect(r.stdout).toMatch(/unknown key "depth"/);
       writeFileSync(join(bad, 'a.yaml'), 'clients:\n  x:\n    graphql:\n      fields: [mutation.createIssue]\n');
-      expect(run(['check', '--policies', bad]).stdout).toMatch(/a\.yaml:4:\d+ graphql\.fields: "mutation\.createIssue" names a mutation but operations does not include mutation/);
+      expect((await run(['check', '--policies', bad])).stdout).toMatch(/a\.yaml:4:\d+ graphql\.fields: "mutation\.createIssue" names a mutation but operations does not include mutation/);
     } finally {
       rmSync(bad, { recursive: true, force: true });
     }

@@ -20,7 +20,7 @@ import { startHarness, type Harness } from '../support/harness.ts';
 import type { RecordedRequest } from '../support/gitlab-standin.ts';
 import { buildScopeRequest, SCOPE_POLICY, scopeRequest$, scopeViolations } from './scope-property.ts';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 3000);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
 const ROOT = '/gitlab';
 
 /** The client's allowlist: [methods, template]. Placeholders are ":name". */
