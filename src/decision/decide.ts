@@ -164,8 +164,14 @@ function denied(r: Refusal, trace: Trace): Decision {
 function routeRef(method: Method, segments: readonly string[], formatAlias: readonly string[] | undefined): RouteRef | null {
   const catalogue = getCatalogue();
   const route = catalogue.routeOf(method, segments) ?? (formatAlias ? catalogue.routeOf(method, formatAlias) : undefined);
-  return route ? { name: describeRoute(route), class: route.class, why: route.reason } : null;
+  if (!route) return null;
+  let ref = ROUTE_REFS.get(route);
+  if (!ref) ROUTE_REFS.set(route, (ref = { name: describeRoute(route), class: route.class, why: route.reason }));
+  return ref;
 }
+
+/** One RouteRef per catalogue route, built once: the audit line names it on every request. */
+const ROUTE_REFS = new WeakMap<object, RouteRef>();
 
 function withoutAcceptEncoding(headers: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
