@@ -134,8 +134,8 @@ clients:
   it('3. runs learn, and learn --diff against the preset', () => {
     const diff = cli('learn', '--client', 'glean', '--diff', `${auditLog}.1.gz`);
     expect(diff.code).toBe(1);
-    expect(diff.stdout).toMatch(/^\+ GET \/api\/v4\/projects\/:id\/repository\/branches\s+# 1 call, 1 would-deny$/m);
-    expect(diff.stdout).toMatch(/^\+ POST \/api\/v4\/projects\/:id\/hooks\s+# 1 call, 1 would-deny$/m);
+    expect(diff.stdout).toMatch(/^\+ GET \/api\/v4\/projects\/:id\/repository\/branches\s+# 1 call, 1 would-deny \[read\]$/m);
+    expect(diff.stdout).toMatch(/^\+ POST \/api\/v4\/projects\/:id\/hooks\s+# 1 call, 1 would-deny \[exfiltration\]$/m);
     expect(diff.stdout).toMatch(/^- GET \/api\/v4\/projects\/:id\/wikis\s+# never used/m);
     expect(diff.stdout).toMatch(/^ {2}GET \/api\/v4\/projects\/:id\s+# 2 calls/m);
     const r = cli('learn', '--client', 'glean', `${auditLog}.1.gz`);
