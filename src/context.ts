@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditDecision, AuditRecord } from './audit/audit.ts';
+import type { Reason } from './types.ts';
 
 export interface RequestContext {
   reqId: string;
@@ -14,7 +15,9 @@ export interface RequestContext {
   rule: string | null;
   route: string | null;
   decision: AuditDecision;
-  reason: string | null;
+  reason: Reason | null;
+  /** What the reason concerned (a rule, a project, a field); never a secret. */
+  detail: string | null;
   upstreamStartNs: bigint | null;
   upstreamMs: number | null;
   bytesIn: number;
@@ -40,6 +43,7 @@ export function attachContext(req: IncomingMessage): RequestContext {
     route: null,
     decision: 'deny',
     reason: 'unprocessed',
+    detail: null,
     upstreamStartNs: null,
     upstreamMs: null,
     bytesIn: 0,
@@ -71,6 +75,8 @@ export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: Serv
     route: ctx.route,
     decision: ctx.decision,
     reason: ctx.reason,
+    // Left out of the line (JSON.stringify drops undefined) when there is none.
+    detail: ctx.detail ?? undefined,
     status: res.statusCode,
     durationMs: ms(ctx.startNs, process.hrtime.bigint()),
     upstreamMs: ctx.upstreamMs,

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../src/audit/audit.ts';
 import { compilePolicy } from '../src/policy/load.ts';
-import { decide } from '../src/policy/policy-tests.ts';
+import { decideDescribed, offlineResolver } from '../src/decision/offline.ts';
 import { line } from './support/audit-fixture.ts';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
@@ -47,7 +47,7 @@ const GLEAN_TRAFFIC = [
 ];
 
 describe('learn', () => {
-  it('prints the smallest policy that covers what the client did, with hit counts, and it passes check', () => {
+  it('prints the smallest policy that covers what the client did, with hit counts, and it passes check', async () => {
     const d = dir();
     writeFileSync(join(d, 'audit.log'), GLEAN_TRAFFIC.join('\n') + '\n');
     const r = run(['learn', '--client', 'glean', join(d, 'audit.log')]);
@@ -84,7 +84,7 @@ describe('learn', () => {
     for (const text of GLEAN_TRAFFIC) {
       const rec = JSON.parse(text) as AuditRecord;
       if (rec.client !== 'glean' || rec.path === '/api/v4' || rec.method === 'OPTIONS' || rec.path.endsWith('/access_tokens')) continue;
-      expect({ call: `${rec.method} ${rec.path}`, allowed: decide(client, rec.method, rec.path).allow })
+      expect({ call: `${rec.method} ${rec.path}`, allowed: (await decideDescribed(client, { method: rec.method, target: rec.path }, offlineResolver)).verdict === 'allow' })
         .toEqual({ call: `${rec.method} ${rec.path}`, allowed: rec.decision !== 'deny' });
     }
   });

@@ -22,6 +22,8 @@ export interface AuditRecord {
   route: string | null;
   decision: AuditDecision;
   reason: string | null;
+  /** What the reason concerned: the rule, project or field (never a value that could be a secret). */
+  detail?: string;
   status: number;
   durationMs: number;
   upstreamMs: number | null;

@@ -5,7 +5,7 @@ import type { KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { JwtSettings } from '../config/env.ts';
 import { ProxyError } from '../errors.ts';
-import type { Client, Policy } from '../types.ts';
+import type { Client, Policy, Reason } from '../types.ts';
 import { publicKeyFromPem } from './keys.ts';
 
 export interface Identity {
@@ -99,9 +99,11 @@ function admit(entry: Cached, policy: Policy): Client {
   return client;
 }
 
-function joseReason(err: unknown): string {
+const CLAIM_REASONS = ['claim-exp', 'claim-aud', 'claim-iss', 'claim-nbf', 'claim-sub', 'claim-iat'] as const satisfies readonly Reason[];
+
+function joseReason(err: unknown): Reason {
   if (err instanceof errors.JWTExpired) return 'token-expired';
-  if (err instanceof errors.JWTClaimValidationFailed) return `claim-${err.claim}`;
+  if (err instanceof errors.JWTClaimValidationFailed) return (CLAIM_REASONS as readonly string[]).includes(`claim-${err.claim}`) ? `claim-${err.claim}` as Reason : 'bad-claim';
   if (err instanceof errors.JOSEAlgNotAllowed) return 'algorithm-not-allowed';
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad-signature';
   if (err instanceof errors.JWKSNoMatchingKey) return 'unknown-key';
@@ -110,4 +112,4 @@ function joseReason(err: unknown): string {
   return 'verification-failed';
 }
 
-const unauthorized = (reason: string): ProxyError => new ProxyError('unauthorized', reason);
+const unauthorized = (reason: Reason, detail?: string): ProxyError => new ProxyError('unauthorized', reason, { detail });

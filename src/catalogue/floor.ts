@@ -9,17 +9,23 @@ export interface FloorClient {
   admin?: boolean;
 }
 
-/** The refusal reason when `method` on `segments` may reach a floor route, else undefined.
- *  Every route the request could reach counts, not only the one GitLab tries first. */
-export function floor(method: string, segments: readonly string[], client: FloorClient): string | undefined {
+export interface FloorRefusal {
+  reason: 'credential-route' | 'admin-route';
+  /** "POST /api/v4/projects/:id/access_tokens/self/rotate creates or reveals a credential (...)" */
+  detail: string;
+}
+
+/** The refusal when `method` on `segments` may reach a floor route, else undefined. Every
+ *  route the request could reach counts, not only the one GitLab tries first. */
+export function floor(method: string, segments: readonly string[], client: FloorClient): FloorRefusal | undefined {
   const mask = getCatalogue().classesOf(method, segments);
   if (mask & CLASS_BITS.credential) {
     const route = getCatalogue().routeWith(method, segments, CLASS_BITS.credential)!;
-    return `credential-route: ${route.method} ${route.template} creates or reveals a credential (${route.reason})`;
+    return { reason: 'credential-route', detail: `${route.method} ${route.template} creates or reveals a credential (${route.reason})` };
   }
   if (mask & CLASS_BITS.admin && !client.admin) {
     const route = getCatalogue().routeWith(method, segments, CLASS_BITS.admin)!;
-    return `admin-route: ${route.method} ${route.template} is instance administration (${route.reason}); the client needs admin: true`;
+    return { reason: 'admin-route', detail: `${route.method} ${route.template} is instance administration (${route.reason}); the client needs admin: true` };
   }
   return undefined;
 }

@@ -3,7 +3,7 @@
 // (--json) for CI.
 import type { ClassReach } from '../catalogue/coverage.ts';
 import { WARN_CLASSES } from '../catalogue/coverage.ts';
-import type { CheckResult } from '../policy/check.ts';
+import type { CheckResult } from './check.ts';
 
 const EXAMPLES = 3;
 

@@ -4,7 +4,7 @@
 import { generalizeToRoute } from '../catalogue/generalize.ts';
 import { generalizePath } from '../policy/generalize.ts';
 import type { Client } from '../types.ts';
-import { decide } from '../policy/policy-tests.ts';
+import { decideDescribed, offlineResolver } from '../decision/offline.ts';
 import { METHODS, parseRule, RuleSyntaxError, type Method } from '../policy/rule.ts';
 import { readAudit, type AuditEntry, type ReadStats } from './audit-lines.ts';
 
@@ -53,7 +53,7 @@ export async function learn(opts: LearnOptions): Promise<number> {
     warn(`no allowed or would-deny calls of client "${opts.client}" in ${stats.lines} audit lines\n`);
     return 1;
   }
-  if (opts.current) return diff(learned, opts.current, out);
+  if (opts.current) return await diff(learned, opts.current, out);
   out(policyText(learned, opts.client));
   return 0;
 }
@@ -164,14 +164,15 @@ function policyText(learned: Learned, client: string): string {
 
 /** What the client did against its current rules: rules used (" "), never used ("-"), and
  *  learned rules for calls the current rules do not allow ("+"). */
-function diff(learned: Learned, client: Client, out: (text: string) => void): number {
+async function diff(learned: Learned, client: Client, out: (text: string) => void): Promise<number> {
   const used = new Map<string, number>();
   const missing: Learned['rules'] = new Map();
   let selfReadMissing = 0;
   for (const call of learned.calls) {
-    const verdict = decide(client, call.method, call.path);
-    if (verdict.allow) {
-      const key = verdict.rule ? ruleKey(verdict.rule.text, verdict.rule.source) : verdict.why;
+    // Decided as served, offline: the audit line kept no body, and paths stand for themselves.
+    const decision = await decideDescribed(client, { method: call.method, target: call.path }, offlineResolver);
+    if (decision.verdict === 'allow') {
+      const key = decision.rule ? ruleKey(decision.rule.text, decision.rule.source) : (decision.ruleLabel ?? '');
       used.set(key, (used.get(key) ?? 0) + call.count);
       continue;
     }

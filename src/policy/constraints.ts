@@ -18,7 +18,7 @@ import { multipartFieldNames } from '../request/multipart.ts';
 import { parseParams, rackBase, type Param } from '../request/query.ts';
 import { parseScopePattern, ScopePatternError } from './scope-pattern.ts';
 import { parseRule, RuleSyntaxError } from './rule.ts';
-import type { Constraint, Literal, Rule, RuleConstraints, ScopePattern } from '../types.ts';
+import type { Constraint, Literal, Reason, Rule, RuleConstraints, ScopePattern } from '../types.ts';
 
 export type { Constraint, Literal, RuleConstraints };
 
@@ -188,22 +188,28 @@ function multipartEntries(body: Buffer, contentType: string): { key: string; val
   }));
 }
 
+/** A refusal's reason and the detail for the audit line. */
+export interface Failure {
+  reason: Reason;
+  detail: string;
+}
+
 /** Why `rule`'s constraints refuse the request, or undefined when they pass. */
 /** `target:` against the object GitLab returned for the request's own path (undefined: it
  *  could not be read). Pure. */
-export function targetFailure(rule: Rule, current: unknown): string | undefined {
+export function targetFailure(rule: Rule, current: unknown): Failure | undefined {
   const target = rule.constraints?.target;
   if (!target || target.size === 0) return undefined;
-  if (current === null || typeof current !== 'object' || Array.isArray(current)) return 'target-unresolved: the object could not be read from GitLab';
+  if (current === null || typeof current !== 'object' || Array.isArray(current)) return { reason: 'target-unresolved', detail: 'the object could not be read from GitLab' };
   for (const [field, constraint] of target) {
     const value = (current as Record<string, unknown>)[field];
-    if (value === undefined || (value !== null && typeof value === 'object')) return `target-constraint: ${field} (missing)`;
-    if (!matches(constraint, value as Literal)) return `target-constraint: ${field} (${constraint.kind === 'pattern' ? 'does not match the pattern' : 'not an allowed value'})`;
+    if (value === undefined || (value !== null && typeof value === 'object')) return { reason: 'target-constraint', detail: `${field} (missing)` };
+    if (!matches(constraint, value as Literal)) return { reason: 'target-constraint', detail: `${field} (${constraint.kind === 'pattern' ? 'does not match the pattern' : 'not an allowed value'})` };
   }
   return undefined;
 }
 
-export function constraintFailure(rule: Rule, input: ConstraintInput): string | undefined {
+export function constraintFailure(rule: Rule, input: ConstraintInput): Failure | undefined {
   const c = rule.constraints;
   if (!c) return undefined;
   let body: BodyFields | undefined | null = null;
@@ -214,18 +220,18 @@ export function constraintFailure(rule: Rule, input: ConstraintInput): string | 
     const queryKeys = input.query.map((p) => p.base);
     const bodyKeys = (fields()?.entries ?? []).map((e) => rackBase(e.key));
     for (const denied of c.denyFields) {
-      if (queryKeys.includes(denied) || bodyKeys.includes(denied)) return `deny-field: ${denied}`;
+      if (queryKeys.includes(denied) || bodyKeys.includes(denied)) return { reason: 'deny-field', detail: denied };
     }
   }
   for (const [field, constraint] of c.query) {
     const problem = fieldProblem(input.query.map((p) => ({ key: p.key, value: p.value })), field, constraint);
-    if (problem) return `query-constraint: ${field} (${problem})`;
+    if (problem) return { reason: 'query-constraint', detail: `${field} (${problem})` };
   }
   if (c.body.size > 0) {
     const parsed = fields();
     for (const [field, constraint] of c.body) {
       const problem = parsed ? fieldProblem(parsed.entries, field, constraint) : 'body cannot be parsed';
-      if (problem) return `body-constraint: ${field} (${problem})`;
+      if (problem) return { reason: 'body-constraint', detail: `${field} (${problem})` };
     }
   }
   return undefined;

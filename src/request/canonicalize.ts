@@ -25,6 +25,8 @@ export interface CanonicalRequest {
   formatAlias: readonly string[] | undefined;
   surface: Surface;
   query: readonly Param[];
+  /** Whether the target had a "?" at all (an empty query is a query to GraphQL's reading). */
+  hasQuery: boolean;
   /** The query to forward, raw, with the client's own credential removed ('' for none). */
   forwardQuery: string;
   credential: ClientCredential | undefined;
@@ -32,6 +34,8 @@ export interface CanonicalRequest {
   forwardHeaders: Readonly<Record<string, string>>;
   host: string | undefined;
   body: { length: number | undefined; mediaType: string | undefined } | undefined;
+  /** The Content-Type as sent (a multipart body's boundary is read from it). */
+  contentType: string | undefined;
   /** A git smart-HTTP route (src/git/route.ts); undefined for every other path. */
   git?: GitRoute | undefined;
 }
@@ -50,7 +54,7 @@ const ENCODED_UNRESERVED = /%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f
 
 export function canonicalize(method: string, rawTarget: string, rawHeaders: readonly string[], root: string): CanonicalRequest {
   // Workhorse accepts only the exact upper-case method names (rejectmethods/middleware.go).
-  if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { detail: 'method not allowed', closeConnection: true });
+  if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { message: 'method not allowed', closeConnection: true });
   const gitRules = gitHeaderRules(method, rawTarget.split('?', 1)[0]!, root);
   const headers = readHeaders(rawHeaders, gitRules);
 
@@ -67,7 +71,7 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
   const clientTokenParams = query.filter((p) => CLIENT_TOKEN_PARAMS.has(p.base));
   for (const p of clientTokenParams) {
     if (p.key !== p.base || credential) {
-      throw new ProxyError('unauthorized', 'ambiguous-credentials', { detail: 'send one credential only' });
+      throw new ProxyError('unauthorized', 'ambiguous-credentials', { message: 'send one credential only' });
     }
     credential = { source: p.base === 'private_token' ? 'query:private_token' : 'query:access_token', token: p.value };
   }
@@ -95,11 +99,13 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     formatAlias,
     surface,
     query,
+    hasQuery: q !== -1,
     forwardQuery,
     credential,
     forwardHeaders: headers.forward,
     host: headers.host,
     body: hasBody ? { length: headers.contentLength, mediaType: mediaType(headers.contentType) } : undefined,
+    contentType: headers.contentType,
     git,
   };
 }
@@ -158,7 +164,7 @@ function readQuery(rawQuery: string): Param[] {
   if (!QUERY_CHARS.test(rawQuery)) throw malformed('query-characters', 'query contains characters that must be percent-encoded');
   const params = parseParams(rawQuery, 'query');
   for (const p of params) {
-    if (p.base === 'sudo') throw new ProxyError('forbidden', 'sudo', { detail: 'sudo is not allowed through this proxy' });
+    if (p.base === 'sudo') throw new ProxyError('forbidden', 'sudo', { message: 'sudo is not allowed through this proxy' });
     if (p.base === '_method') throw malformed('method-override', 'method override parameters are not allowed');
     if (CREDENTIAL_PARAMS.has(p.base) && !CLIENT_TOKEN_PARAMS.has(p.base)) throw malformed('credential-parameter', `parameter "${p.base}" is not allowed`);
     // Grape picks the response format from ?format= (grape middleware/formatter.rb).
@@ -192,4 +198,4 @@ function mediaType(contentType: string | undefined): string | undefined {
 }
 
 const badContentType = (): ProxyError =>
-  new ProxyError('unsupported-media', 'content-type', { detail: 'unsupported content-type parameters', closeConnection: true });
+  new ProxyError('unsupported-media', 'content-type', { message: 'unsupported content-type parameters', closeConnection: true });

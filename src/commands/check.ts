@@ -2,8 +2,9 @@
 // not), and every client's tests, with all problems reported together.
 import { join } from 'node:path';
 import { reachOf, unknownRouteProblems, type ClassReach } from '../catalogue/coverage.ts';
-import { compilePreset, presetFiles, readPreset } from './extends.ts';
-import { formatProblem, loadPolicyDir, PolicyError, type Policy, type PolicyProblem } from './load.ts';
+import { compilePreset, presetFiles, readPreset } from '../policy/extends.ts';
+import { formatProblem, loadPolicyDir, PolicyError } from '../policy/load.ts';
+import type { Policy, PolicyProblem } from '../types.ts';
 import { runPolicyTests } from './policy-tests.ts';
 
 export interface CheckResult {
@@ -23,7 +24,7 @@ function atSource(source: string, message: string): PolicyProblem {
   return { file: source.slice(0, colon), line: Number(source.slice(colon + 1)) || 0, col: 1, message };
 }
 
-export function checkPolicyDir(dir: string, displayBase = process.cwd()): CheckResult {
+export async function checkPolicyDir(dir: string, displayBase = process.cwd()): Promise<CheckResult> {
   const problems: PolicyProblem[] = [];
   const seen = new Set<string>();
   const add = (p: PolicyProblem): void => {
@@ -49,7 +50,7 @@ export function checkPolicyDir(dir: string, displayBase = process.cwd()): CheckR
   let tests = 0;
   const reach: CheckResult['reach'] = [];
   if (policy) {
-    const result = runPolicyTests(policy);
+    const result = await runPolicyTests(policy);
     tests = result.count;
     result.problems.forEach(add);
     // A rule that reaches no GitLab route is a typo or a route GitLab does not have.

@@ -1,23 +1,19 @@
-// Authorization: a pure function from a client and a canonical request to a decision with
-// the rule or reason behind it. Deny by default. No HTTP framework here.
-import { floor } from '../catalogue/floor.ts';
+// The first half of a decision, on the request line alone: the floor no rule can lift, then
+// the client's rules, for the path as GitLab may read it. Pure and synchronous, so a request
+// refused here is answered before its body is read.
+import { floor as routeFloor } from '../catalogue/floor.ts';
 import { formatReading } from '../catalogue/format.ts';
 import { authorizeGraphql } from '../graphql/check.ts';
-import type { Client } from '../types.ts';
-import type { Method, Rule } from './rule.ts';
+import type { CanonicalRequest } from '../request/canonicalize.ts';
+import type { Client, Match, Method, Reason, Rule } from '../types.ts';
 
-export interface AuthorizeInput {
-  method: Method;
-  segments: readonly string[];
-  formatAlias: readonly string[] | undefined;
-  surface: 'api' | 'graphql' | 'outside';
-}
+export type PathDecision =
+  | { allow: true; match: Match | undefined; label: string }
+  | { allow: false; reason: Reason; detail: string | undefined };
 
-export type Decision =
-  | { allow: true; rule: Rule | undefined; reason: string; params: Record<string, string> }
-  | { allow: false; reason: string };
+type PathInput = Pick<CanonicalRequest, 'segments' | 'formatAlias' | 'surface'> & { method: Method };
 
-const deny = (reason: string): Decision => ({ allow: false, reason });
+const deny = (reason: Reason, detail?: string): PathDecision => ({ allow: false, reason, detail });
 
 /** Placeholders that name a project or group: GitLab reads them as a numeric id or an
  *  encoded full path (lib/api/helpers.rb find_project / find_group). */
@@ -29,17 +25,17 @@ const FULL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_][A-Za-z0-9_.-]*)
  *  (lib/api/helpers.rb find_group: `id.to_s =~ INTEGER_ID_REGEX` else find_by_full_path). */
 const TOP_LEVEL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
-export function authorize(client: Client, req: AuthorizeInput): Decision {
+export function decidePath(client: Client, req: PathInput): PathDecision {
   if (req.surface === 'graphql') {
     // POST /api/graphql: the client's graphql: policy, checked on the body (src/graphql/).
     const gql = authorizeGraphql(client, req.method);
-    return gql.allow ? { allow: true, rule: undefined, reason: gql.reason, params: {} } : deny(gql.reason);
+    return gql.allow ? { allow: true, match: undefined, label: gql.label } : deny(gql.reason, gql.detail);
   }
-  if (req.surface !== 'api') return deny('not-api: only /api/v4 is served');
+  if (req.surface !== 'api') return deny('not-api', 'only /api/v4 is served');
   // Grape may read "x.json" as "x": a fixed denial of either reading stands.
-  const aliasFixed = req.formatAlias ? fixedDecision(client, req.method, req.formatAlias) : undefined;
-  if (aliasFixed && !aliasFixed.allow) return deny(`format-suffix: ${aliasFixed.reason}`);
-  const fixed = fixedDecision(client, req.method, req.segments);
+  const aliasFixed = req.formatAlias ? floor(client, req.method, req.formatAlias) : undefined;
+  if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail} (read without its .json suffix)`);
+  const fixed = floor(client, req.method, req.segments);
   if (fixed) return fixed;
   if (!req.formatAlias) return matchRule(client, req.method, req.segments, false);
   // Grape may read "x.json" as "x". Where GitLab's routes allow only one reading
@@ -50,15 +46,15 @@ export function authorize(client: Client, req: AuthorizeInput): Decision {
   const primary = matchRule(client, req.method, req.segments, true);
   if (!primary.allow || reading === 'written') return primary;
   const alias = matchRule(client, req.method, req.formatAlias, false);
-  return alias.allow ? primary : deny(`format-suffix: ${alias.reason}`);
+  return alias.allow ? primary : deny(alias.reason, `${alias.detail} (read without its .json suffix)`);
 }
 
 /** Decisions no rule can change. */
-function fixedDecision(client: Client, method: Method, segments: readonly string[]): Decision | undefined {
+function floor(client: Client, method: Method, segments: readonly string[]): PathDecision | undefined {
   // Decoded, as GitLab's router would read them (canonicalization already refuses encoded
   // letters; this holds even if that rule is ever relaxed).
   const area = decode(segments[2]);
-  if (area === 'internal') return deny('internal-api: /api/v4/internal is never forwarded');
+  if (area === 'internal') return deny('internal-api', '/api/v4/internal is never forwarded');
   if (area === 'personal_access_tokens') {
     // The real token's own endpoints: POST .../self/rotate and POST .../:id/rotate return a
     // new secret for it, DELETE .../self and DELETE .../:id revoke it, and the listing names
@@ -66,19 +62,17 @@ function fixedDecision(client: Client, method: Method, segments: readonly string
     // self_information.rb; docs "Personal access tokens API"). Only reading `self`, when the
     // client is granted it, ever passes.
     const readSelf = decode(segments[3]) === 'self' && segments.length === 4 && (method === 'GET' || method === 'HEAD');
-    if (readSelf && client.allowTokenSelfRead) {
-      return { allow: true, rule: undefined, reason: 'allow_token_self_read', params: {} };
-    }
-    return deny('token-self: the proxy token\'s own endpoints are not forwarded');
+    if (readSelf && client.allowTokenSelfRead) return { allow: true, match: undefined, label: 'allow_token_self_read' };
+    return deny('token-self', 'the proxy token\'s own endpoints are not forwarded');
   }
   if (area === 'user' && decode(segments[3]) === 'personal_access_tokens') {
     // POST /user/personal_access_tokens creates a new token for the proxy's user (docs:
     // "Create a personal access token with limited scopes for the currently authenticated user").
-    return deny('token-self: the proxy user\'s tokens are not managed through the proxy');
+    return deny('token-self', 'the proxy user\'s tokens are not managed through the proxy');
   }
   // Credential routes, and admin routes without `admin: true` (src/catalogue/floor.ts).
-  const refusal = floor(method, segments, client);
-  return refusal === undefined ? undefined : deny(refusal);
+  const refusal = routeFloor(method, segments, client);
+  return refusal === undefined ? undefined : deny(refusal.reason, refusal.detail);
 }
 
 function decode(segment: string | undefined): string | undefined {
@@ -92,24 +86,25 @@ function decode(segment: string | undefined): string | undefined {
 
 /** `formatSuffix`: the last segment ends in ".json", which GitLab may read as the format:
  *  a parameter holding it is checked without the suffix ("5.json" is project 5). */
-function matchRule(client: Client, method: Method, segments: readonly string[], formatSuffix: boolean): Decision {
+function matchRule(client: Client, method: Method, segments: readonly string[], formatSuffix: boolean): PathDecision {
   const match = client.matcher.match(method, segments);
   if (!match) {
     const other = client.matcher.pathMatches(segments)[0];
-    return deny(other ? `method-not-allowed: ${method} not in ${other.text}` : 'no-rule: no rule matches');
+    return other ? deny('method-not-allowed', `${method} not in ${other.text}`) : deny('no-rule', 'no rule matches');
   }
   const last = segments[segments.length - 1];
-  for (const [name, raw] of Object.entries(match.params)) {
+  for (const name in match.params) {
+    const raw = match.params[name]!;
     const value = formatSuffix && raw === last ? raw.replace(/(?:\.|%2[Ee])json$/, '') : raw;
     if (ID_PARAMS.has(name) && !NUMERIC_ID.test(value) && !isFullPath(value) && !(isGroupParam(match.rule, name) && isTopLevelPath(value))) {
       // "0005", "5+" and friends: GitLab may read another project than the one named.
-      return deny(`bad-identifier: :${name} must be a numeric id or an encoded full path`);
+      return deny('bad-identifier', `:${name} must be a numeric id or an encoded full path`);
     }
     if ((name === 'iid' || name.endsWith('_iid')) && !NUMERIC_ID.test(value)) {
-      return deny(`bad-identifier: :${name} must be a number`);
+      return deny('bad-identifier', `:${name} must be a number`);
     }
   }
-  return { allow: true, rule: match.rule, reason: 'rule', params: match.params };
+  return { allow: true, match, label: `${match.rule.text} (${match.rule.source})` };
 }
 
 /** An encoded full path ("acme%2Fmy%2Eapp"): a "/" only as %2F, and once decoded, path
