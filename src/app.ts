@@ -2,7 +2,6 @@
 //   canonicalize -> authenticate -> admit -> decide -> forward (or answer the refusal)
 // Each step is one call; what each found goes on the request's context, from which the
 // server edge (server.ts) writes the audit line when the response ends. Hono only routes.
-import { getCatalogue } from './catalogue/catalogue.ts';
 import { routeName } from './catalogue/floor.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
@@ -42,7 +41,6 @@ const ALLOW_HEADER = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
-  getCatalogue(); // GitLab's route table, built once now rather than on the first request
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));
   app.all('*', (c) => handle(c.env.incoming, c.env.outgoing, deps));

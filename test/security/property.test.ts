@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { getCatalogue } from '../../src/catalogue/catalogue.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import type { RecordedRequest } from '../support/gitlab-standin.ts';
 
@@ -135,6 +136,13 @@ function pathReadings(path: string): string[][] | string {
   return readings;
 }
 
+/** Of the readings, those GitLab's router has a route for (GitLab's own route table,
+ *  src/catalogue/): "projects.json" is only "projects". All of them when none has one. */
+function gitlabReadings(method: string, readings: string[][]): string[][] {
+  const routed = readings.filter((r) => getCatalogue().classesOf(method, r) !== 0);
+  return routed.length > 0 ? routed : readings;
+}
+
 function allowedRoute(method: string, segs: readonly string[]): boolean {
   return TEMPLATES.some((t) => t.methods.has(method) && t.segments.length === segs.length && t.segments.every((lit, i) => {
     const seg = segs[i]!;
@@ -151,7 +159,7 @@ function violations(rec: RecordedRequest, realToken: string, jwt: string, standi
 
   const readings = pathReadings(path);
   if (typeof readings === 'string') out.push(readings);
-  else for (const r of readings) if (!allowedRoute(rec.method, r)) out.push(`${rec.method} /${r.join('/')} is not allowed`);
+  else for (const r of gitlabReadings(rec.method, readings)) if (!allowedRoute(rec.method, r)) out.push(`${rec.method} /${r.join('/')} is not allowed`);
 
   const params = rackPairs(query);
   for (const [base, value] of params) {
