@@ -2,13 +2,13 @@
 //   canonicalize -> authenticate -> admit -> decide -> forward (or answer the refusal)
 // Each step is one call; what each found goes on the request's context, from which the
 // server edge (server.ts) writes the audit line when the response ends. Hono only routes.
-import { routeName } from './catalogue/floor.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { identifyForAudit } from './auth/identify.ts';
 import type { TokenVerifier } from './auth/verify.ts';
+import { getCatalogue } from './catalogue/catalogue.ts';
 import { contextOf, type RequestContext } from './context.ts';
 import { decide } from './decision/decide.ts';
 import { answer, ProxyError, refusal, type Refusal } from './errors.ts';
@@ -34,6 +34,8 @@ export interface AppDeps {
   admit?: (client: Client, ctx: RequestContext) => void;
   /** Resolves projects and groups for `projects:` / `groups:` scope (src/scope/scope.ts). */
   scope?: ScopeResolver;
+  /** The OAuth provider's endpoints (src/oauth/routes.ts), when OAuth is configured. */
+  oauth?: Hono<Env>;
 }
 
 type Env = { Bindings: HttpBindings };
@@ -41,8 +43,10 @@ const ALLOW_HEADER = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
+  getCatalogue(); // GitLab's route table, built once now rather than on the first request
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));
+  if (deps.oauth) app.route(deps.publicRoot || '/', deps.oauth);
   app.all('*', (c) => handle(c.env.incoming, c.env.outgoing, deps));
   return app;
 }
@@ -57,7 +61,6 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
 
     const client = await authenticate(request, ctx, deps);
     deps.admit?.(client, ctx);
-    ctx.route = request.surface === 'api' ? routeName(request.method, request.segments, request.formatAlias) : null;
     const decision = await decide({
       request,
       client,
@@ -103,6 +106,7 @@ function record(ctx: RequestContext, decision: Decision): void {
   ctx.reason = decision.reason;
   ctx.detail = decision.detail ?? null;
   ctx.rule = decision.ruleLabel;
+  ctx.route = decision.route?.name ?? null;
   ctx.bytesIn = decision.bytesIn;
 }
 

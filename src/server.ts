@@ -63,6 +63,8 @@ export interface StartOptions {
   watch?: boolean;
   /** How often an unwritable audit log is reopened (default 1000 ms). */
   auditRetryMs?: number;
+  /** Monotonic milliseconds for the rate limits (default performance.now; tests step it). */
+  clock?: () => number;
 }
 
 const HEALTH = new Set(['/healthz', '/readyz']);
@@ -75,7 +77,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   let gitlabToken = state.gitlabToken;
   let draining = false;
 
-  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient);
+  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient, opts.clock);
   const agent = createUpstreamAgent(config);
   const metrics = new ProxyMetrics(
     { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent) },
@@ -151,15 +153,20 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     const auditOk = !auditRefusing();
     return { ready: gitlab && auditOk && !draining, checks: { gitlab, audit: auditOk, accepting: !draining } };
   };
+  const onInternalError = (err: unknown, ctx: RequestContext): void => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
+  // OAuth provider for vendors that only speak OAuth (src/oauth/), when configured; loaded only
+  // then, so a proxy without it starts no slower.
+  const oauth = config.oauth && await (await import('./oauth/wire.ts')).startOAuth(config, { policy: () => policy, verifier, gitlabToken: () => gitlabToken, jwtSecret: () => state.jwt.secret!, onError: onInternalError });
   const app = createApp({
     policy: () => policy,
-    verifier,
+    verifier: oauth?.verifier ?? verifier,
+    oauth: oauth?.app,
     forwarder,
     publicRoot,
     publicBase: config.publicUrl ? config.publicUrl.origin + publicRoot : undefined,
     maxBodyBytes: config.limits.maxBodyBytes,
     ready: async () => (await readiness()).ready,
-    onInternalError: (err, ctx) => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error'),
+    onInternalError,
     admit: (client, ctx) => limiter.admit(client, ctx),
     scope,
   });
@@ -239,6 +246,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       server.off('error', reject);
       resolve();
     });
+  }).catch(async (err: unknown) => {
+    await oauth?.close();
+    throw err;
   });
   let admin: AdminServer | undefined;
   if (opts.admin) {
@@ -324,6 +334,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       await nextTurn();
       await admin?.close();
       forwarder.close();
+      await oauth?.close();
       await audit.flush();
       await sink?.close();
       return { forced };
@@ -378,7 +389,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: Au
     : answer(refusal('unparseable', { message: 'unparseable', closeConnection: true })).body;
   const record: AuditRecord = {
     reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null, route: null,
-    decision: 'deny', reason: connect ? 'method' : `unparseable:${code}`, status, durationMs: 0, upstreamMs: null,
+    decision: 'deny', reason: connect ? 'method' : 'unparseable', ...(connect ? {} : { detail: code }), status, durationMs: 0, upstreamMs: null,
     bytesIn: 0, bytesOut: Buffer.byteLength(body), ip: socket.remoteAddress ?? null, userAgent: null,
   };
   audit.write(record);

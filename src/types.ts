@@ -29,6 +29,8 @@ export interface RuleConstraints {
   /** Narrow this rule to these projects / groups (on top of the client's own lists). */
   projects: readonly ScopePattern[] | undefined;
   groups: readonly ScopePattern[] | undefined;
+  /** Quick actions this rule lets a note or description run, lower case; undefined: none. */
+  quickActions?: readonly string[] | undefined;
   /** `target:`: fields the object the request acts on must have now, read from GitLab with
    *  the proxy's token before forwarding (src/policy/target.ts). Empty: no such check. */
   target: ReadonlyMap<string, Constraint>;
@@ -85,9 +87,9 @@ export interface ScopeTarget {
  *  null when it cannot be resolved (src/scope/scope.ts asks GitLab; explain may assume). */
 export interface ScopeResolver {
   resolve(kind: ScopeKind, idOrPath: string): Promise<ScopeTarget | null>;
-  /** The object at an API path as GitLab answers a GET now (for `target:` constraints);
-   *  undefined when it cannot be read. Absent: every `target:` constraint fails. */
-  current?(path: string): Promise<unknown>;
+  /** The object at `path` ("/api/v4/projects/5/hooks/7") as GitLab answers a GET now, for a
+   *  rule's `target:`; undefined when it cannot be read. */
+  current(path: string): Promise<unknown>;
 }
 
 /** Shorthands mirroring GitLab token scopes (src/scope/token-scopes.ts). */
@@ -173,6 +175,23 @@ export interface Client {
   scopes: ReadonlySet<TokenScope>;
   /** `graphql:` (src/graphql/policy.ts); undefined: only read_api's default, if any. */
   graphql?: GraphqlPolicy;
+  /** `oauth:`: the OAuth application vendors connect to (src/policy/oauth-registration.ts). */
+  oauth?: OAuthRegistration;
+}
+
+/** A client's `oauth:` block, compiled (src/policy/oauth-registration.ts). */
+export interface OAuthRegistration {
+  clientId: string;
+  /** SHA-256 of the secret, compared in constant time. */
+  secretSha256: Buffer;
+  redirectUris: readonly string[];
+  accessTokenTtlS: number;
+  refreshTokenTtlS: number;
+  requirePkce: boolean;
+  /** file:line of the block, for problems that involve two clients. */
+  source: string;
+  /** client_secret_file, watched so that a rotated secret is read again. */
+  secretFile?: string;
 }
 
 export interface Policy {
@@ -230,9 +249,10 @@ export const REASONS = {
   'bad-identifier': 'forbidden', 'no-rule': 'forbidden', 'method-not-allowed': 'forbidden',
   'deny-field': 'forbidden', 'query-constraint': 'forbidden', 'body-constraint': 'forbidden',
   'scope': 'forbidden', 'scope-unresolved': 'forbidden', 'graphql-denied': 'forbidden',
-  // the hard floor (src/catalogue/floor.ts) and target: constraints (src/policy/constraints.ts)
-  'credential-route': 'forbidden', 'admin-route': 'forbidden', 'target-constraint': 'forbidden', 'target-unresolved': 'forbidden',
   'git-scope': 'forbidden', 'git-project': 'forbidden', 'report-mode-write': 'forbidden',
+  'quick-actions': 'forbidden',
+  'credential-route': 'forbidden', 'admin-route': 'forbidden', 'target-unresolved': 'forbidden',
+  'target-constraint': 'forbidden',
   // limits and the proxy's own state (429, 503, 500)
   'rate-limited': 'too-many-requests', 'too-many-concurrent': 'too-many-requests',
   'audit-unavailable': 'unavailable', 'internal-error': 'internal',
@@ -244,6 +264,16 @@ export const REASONS = {
   'client-aborted': 'malformed', 'shutdown': 'unavailable', 'unprocessed': 'internal',
   // notes on what was allowed or answered locally
   'options': 'not-found', 'scope-checked': 'forbidden', 'list-filtered': 'forbidden',
+  // the OAuth provider (src/oauth/, docs/oauth.md): its events, then its refusals (`detail`:
+  // the RFC 6749 error code, or why a request page was shown)
+  'oauth-metadata': 'not-found', 'oauth-authorize': 'forbidden', 'oauth-signed-in': 'forbidden',
+  'oauth-consent-shown': 'forbidden', 'oauth-approved': 'forbidden', 'oauth-token-issued': 'forbidden',
+  'oauth-refreshed': 'forbidden', 'oauth-revoked': 'forbidden', 'oauth-revoke-unknown-token': 'forbidden',
+  'oauth-token-info': 'forbidden',
+  'oauth-request-refused': 'malformed', 'oauth-error': 'malformed', 'oauth-flow-expired': 'malformed',
+  'oauth-signin-failed': 'bad-gateway', 'oauth-denied': 'forbidden', 'oauth-approver-refused': 'forbidden',
+  'oauth-csrf': 'forbidden', 'oauth-code-replay': 'malformed', 'oauth-refresh-reuse': 'malformed',
+  'oauth-grant-revoked': 'unauthorized',
 } as const satisfies Record<string, ErrorCode>;
 
 export type Reason = keyof typeof REASONS;
@@ -294,8 +324,20 @@ export interface ForwardPlan {
   basicAuth: boolean;
 }
 
+/** The GitLab route a request reaches (src/catalogue/), for the audit line and `explain`. */
+export interface RouteRef {
+  /** "GET /api/v4/projects/:id (Projects)" */
+  name: string;
+  /** Its risk class (credential, admin, membership, destructive, exfiltration, write, read). */
+  class: string;
+  /** Why that class. */
+  why: string;
+}
+
 export interface Decision {
   verdict: Verdict;
+  /** The GitLab route reached; null outside /api/v4 or when GitLab has no such route. */
+  route: RouteRef | null;
   /** Why it was refused, or would be (report mode), or a note on an allow; null: a rule allowed it. */
   reason: Reason | null;
   detail: string | undefined;

@@ -10,12 +10,14 @@ export interface MintOptions {
   jti?: string;
   key: { kind: 'secret'; secret: Uint8Array } | { kind: 'private'; key: KeyObject; alg: string };
   now?: number;
+  /** Further claims, e.g. the OAuth grant id "gid" (src/oauth/). */
+  claims?: Record<string, string | number>;
 }
 
 export async function mintToken(opts: MintOptions): Promise<string> {
   const iat = Math.floor((opts.now ?? Date.now()) / 1000);
   const alg = opts.key.kind === 'secret' ? 'HS256' : opts.key.alg;
-  let jwt = new SignJWT({})
+  let jwt = new SignJWT({ ...opts.claims })
     .setProtectedHeader({ alg, typ: 'JWT' })
     .setSubject(opts.client)
     .setAudience(opts.audience)

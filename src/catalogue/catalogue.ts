@@ -6,8 +6,7 @@
 // pick it (literal segments before parameters before splats). classesOf(method, segments):
 // the classes of EVERY route the request could reach, as a bit mask, for the hard floor,
 // which must not depend on which of two overlapping routes GitLab tries first.
-import { createRequire } from 'node:module';
-import type routesFile from './routes.json';
+import data from './routes.json' with { type: 'json' };
 import { classify, type RiskClass } from './classes.ts';
 import { EXTRA_ROUTES } from './extra-routes.ts';
 
@@ -37,20 +36,7 @@ export interface Route {
   segments: readonly TemplateSegment[];
 }
 
-type RoutesFile = typeof routesFile;
-let data: RoutesFile | undefined;
-/** routes.json, read on first use: parsing it at import would slow every command's start.
- *  (routes-data.ts imports it statically so that the build copies it to dist/.) */
-const routesData = (): RoutesFile => (data ??= createRequire(import.meta.url)('./routes.json') as RoutesFile);
-
-export const CATALOGUE_SOURCE = {
-  get source(): string {
-    return routesData().source;
-  },
-  get gitlab(): string {
-    return routesData().gitlab;
-  },
-};
+export const CATALOGUE_SOURCE = { source: data.source, gitlab: data.gitlab };
 
 export const CLASS_BITS: Readonly<Record<RiskClass, number>> = {
   credential: 1, admin: 2, membership: 4, destructive: 8, exfiltration: 16, write: 32, read: 64,
@@ -193,7 +179,7 @@ function decoded(seg: string): string {
 }
 
 function buildRoutes(): Route[] {
-  const rows = (routesData().routes as unknown as [string, string, string, string[], string[]][]).map(([method, template, tag, query, body]) => ({ method, template, tag, query, body, source: undefined as string | undefined }));
+  const rows = (data.routes as unknown as [string, string, string, string[], string[]][]).map(([method, template, tag, query, body]) => ({ method, template, tag, query, body, source: undefined as string | undefined }));
   for (const extra of EXTRA_ROUTES) {
     for (const method of extra.methods) rows.push({ method, template: extra.template, tag: extra.tag, query: [], body: [], source: extra.source });
   }
@@ -206,8 +192,8 @@ function buildRoutes(): Route[] {
 let shipped: Catalogue | undefined;
 
 /** The shipped catalogue: GitLab's routes, each with its class. Built on first use (about
- *  0.1 s, paid by the first request that looks a route up), so commands that never look a
- *  route up do not pay for it. */
+ *  0.1 s), so commands that never look a route up do not pay for it; the server builds it
+ *  at start (app.ts). */
 export function getCatalogue(): Catalogue {
   return (shipped ??= new Catalogue(buildRoutes()));
 }

@@ -185,9 +185,7 @@ type Compiled = {
 };
 const ANY_SEGMENTS = { any: true } as const;
 
-let compiledRules: Compiled[] | undefined;
-/** Compiled on first use: importing this module costs nothing at start-up. */
-const compiled = (): Compiled[] => (compiledRules ??= CLASS_RULES.map(([text, cls, reason]) => {
+const compiled: Compiled[] = CLASS_RULES.map(([text, cls, reason]) => {
   const [methods, path] = text.split(' ') as [string, string];
   const segments = path.slice(1).split('/').map((seg): SegmentPattern => (seg === '**' ? ANY_SEGMENTS : seg.includes('*') ? new RegExp(`^${seg.split('*').map(escape).join('.*')}$`) : seg));
   const head: (string | undefined)[] = [];
@@ -203,7 +201,7 @@ const compiled = (): Compiled[] => (compiledRules ??= CLASS_RULES.map(([text, cl
     reason,
     text,
   };
-}));
+});
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -231,7 +229,7 @@ function fitsFrom(pattern: Compiled['segments'], p: number, template: readonly s
 /** The class of one route, with the rule that gave it; undefined when no rule matches. */
 export function classify(method: string, template: string): { class: RiskClass; reason: string; rule: string } {
   const segs = template.slice(1).split('/');
-  for (const rule of compiled()) {
+  for (const rule of compiled) {
     if (fits(rule, method, segs)) return { class: rule.class, reason: rule.reason, rule: rule.text };
   }
   throw new Error(`no risk class for ${method} ${template}: add a rule to src/catalogue/classes.ts`);

@@ -9,15 +9,9 @@ export interface FloorClient {
   admin?: boolean;
 }
 
-export interface FloorRefusal {
-  reason: 'credential-route' | 'admin-route';
-  /** "POST /api/v4/projects/:id/access_tokens/self/rotate creates or reveals a credential (...)" */
-  detail: string;
-}
-
-/** The refusal when `method` on `segments` may reach a floor route, else undefined. Every
- *  route the request could reach counts, not only the one GitLab tries first. */
-export function floor(method: string, segments: readonly string[], client: FloorClient): FloorRefusal | undefined {
+/** The refusal when `method` on `segments` may reach a floor route, else undefined.
+ *  Every route the request could reach counts, not only the one GitLab tries first. */
+export function floorRefusal(method: string, segments: readonly string[], client: FloorClient): { reason: 'credential-route' | 'admin-route'; detail: string } | undefined {
   const mask = getCatalogue().classesOf(method, segments);
   if (mask & CLASS_BITS.credential) {
     const route = getCatalogue().routeWith(method, segments, CLASS_BITS.credential)!;

@@ -5,7 +5,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { ConfigError, secret } from '../config/env.ts';
-import { decideDescribed, describeDecision, OFFLINE_ASSUMPTION, offlineResolver } from '../decision/offline.ts';
+import { decideDescribed, describeDecision, describeRoute, OFFLINE_ASSUMPTION, offlineResolver } from '../decision/offline.ts';
 import { createScopeResolver } from '../scope/lookup.ts';
 import type { Client, ScopeResolver } from '../types.ts';
 
@@ -42,6 +42,9 @@ export async function explain(opts: ExplainOptions): Promise<number> {
   const resolver = opts.gitlab ? gitlabResolver(opts.env) : offlineResolver;
   const decision = await decideDescribed(opts.client, { method: opts.method, target: opts.target, headers, body }, resolver);
   opts.out(describeDecision(decision));
+  const route = describeRoute(decision);
+  if (route) opts.out(route);
+  else if (decision.verdict !== 'local' && /^\/api\/v4\//.test(opts.target)) opts.out('route\tnone: GitLab has no such route');
   const scoped = opts.client.projects !== undefined || opts.client.groups !== undefined || opts.client.rules.some((r) => r.constraints?.projects || r.constraints?.groups);
   if (scoped && !opts.gitlab) opts.out(`# ${OFFLINE_ASSUMPTION}`);
   return decision.verdict === 'allow' || decision.verdict === 'local' ? 0 : 1;

@@ -11,7 +11,9 @@ import { checkBody } from '../request/body.ts';
 import type { CanonicalRequest } from '../request/canonicalize.ts';
 import { enforce, needsEnforcement } from '../scope/enforce.ts';
 import type { ScopeResolver } from '../scope/scope.ts';
-import type { Client, Decision, ForwardPlan, Method, Reason, Refusal, Rule } from '../types.ts';
+import { getCatalogue } from '../catalogue/catalogue.ts';
+import { describeRoute } from '../catalogue/floor.ts';
+import type { Client, Decision, ForwardPlan, Method, Reason, Refusal, RouteRef, Rule } from '../types.ts';
 import { decidePath } from './path.ts';
 import { reportMayForward, wouldDeny } from './report.ts';
 
@@ -28,7 +30,7 @@ export interface DecisionInput {
 const EMPTY = Buffer.alloc(0);
 
 export async function decide(input: DecisionInput): Promise<Decision> {
-  const trace: Trace = { rule: undefined, ruleLabel: null, bytesIn: 0 };
+  const trace: Trace = { route: null, rule: undefined, ruleLabel: null, bytesIn: 0 };
   try {
     return await decideOrThrow(input, trace);
   } catch (err) {
@@ -38,8 +40,10 @@ export async function decide(input: DecisionInput): Promise<Decision> {
   }
 }
 
-/** What a refusal thrown mid-way still records: the rule found so far and the bytes read. */
+/** What a refusal thrown mid-way still records: the route, the rule found so far and the
+ *  bytes read. */
 interface Trace {
+  route: RouteRef | null;
   rule: Rule | undefined;
   ruleLabel: string | null;
   bytesIn: number;
@@ -53,13 +57,14 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
   if (req.git) return decideGit(input, trace, req.git);
 
   const method = req.method as Method;
-  const path = decidePath(client, { method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface });
+  if (req.surface === 'api') trace.route = routeRef(method, req.segments, req.formatAlias);
+  const path = decidePath(client, { method, segments: req.segments, formatAlias: req.formatAlias, readings: req.readings, surface: req.surface });
   const graphql = req.surface === 'graphql';
   let reported: { reason: Reason; detail: string | undefined } | undefined;
   if (path.allow) {
     trace.rule = path.match?.rule;
     trace.ruleLabel = path.label;
-  } else if (wouldDeny(client, { method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface }, path)) {
+  } else if (wouldDeny(client, { method, segments: req.segments, formatAlias: req.formatAlias, readings: req.readings, surface: req.surface }, path)) {
     // Report mode: forwarded and audited as would-deny if every other check passes and it
     // cannot destroy or grant (checked last, so a request refused anyway says why).
     reported = { reason: path.reason, detail: path.detail };
@@ -84,9 +89,9 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
     checkBody(body, req.contentType, req);
     // Object rules' constraints and project/group scope (src/scope/enforce.ts).
     const match = path.allow ? path.match : undefined;
-    if (needsEnforcement(client, match)) {
+    if (needsEnforcement(client, match, method, req.readings)) {
       const verdict = await enforce(client, match, {
-        method, segments: req.segments, query: req.query, body, contentType: req.contentType, mediaType: req.body?.mediaType,
+        method, readings: req.readings, query: req.query, body, contentType: req.contentType, mediaType: req.body?.mediaType,
       }, input.resolver);
       if (verdict.rule) {
         trace.rule = verdict.rule;
@@ -98,8 +103,9 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
     }
   }
 
-  if (reported && !reportMayForward(method)) {
-    throw new ProxyError('forbidden', 'report-mode-write', { detail: `enforce mode would refuse it (${reported.reason}: ${reported.detail ?? ''}); report mode forwards reads only` });
+  if (reported && !reportMayForward(method, req.segments, req.formatAlias, req.readings)) {
+    const what = trace.route ? `${trace.route.name} is ${trace.route.class}` : 'GitLab has no such route';
+    throw new ProxyError('forbidden', 'report-mode-write', { detail: `enforce mode: ${reported.reason} (${reported.detail ?? ''}); ${what}: report mode forwards reads and plain writes only` });
   }
   return {
     ...outcome(trace),
@@ -136,13 +142,13 @@ async function decideGit(input: DecisionInput, trace: Trace, git: NonNullable<Ca
 
 function outcome(trace: Trace): Decision {
   return {
-    verdict: 'allow', reason: null, detail: undefined, rule: trace.rule, ruleLabel: trace.ruleLabel,
+    verdict: 'allow', route: trace.route, reason: null, detail: undefined, rule: trace.rule, ruleLabel: trace.ruleLabel,
     refusal: undefined, forward: undefined, bytesIn: trace.bytesIn,
   };
 }
 
 /** A refusal made before any rule was looked at (canonicalization, for a described request). */
-export const refused = (r: Refusal): Decision => denied(r, { rule: undefined, ruleLabel: null, bytesIn: 0 });
+export const refused = (r: Refusal): Decision => denied(r, { route: null, rule: undefined, ruleLabel: null, bytesIn: 0 });
 
 function denied(r: Refusal, trace: Trace): Decision {
   // A refusal by the policy keeps the rule it concerned (a failed constraint, a scope);
@@ -152,6 +158,13 @@ function denied(r: Refusal, trace: Trace): Decision {
     ...outcome(trace), verdict: 'deny', reason: r.reason, detail: r.detail ?? r.message, refusal: r,
     rule: keepRule ? trace.rule : undefined, ruleLabel: keepRule ? trace.ruleLabel : null,
   };
+}
+
+/** The GitLab route reached: the path as written, else its .json-less reading. */
+function routeRef(method: Method, segments: readonly string[], formatAlias: readonly string[] | undefined): RouteRef | null {
+  const catalogue = getCatalogue();
+  const route = catalogue.routeOf(method, segments) ?? (formatAlias ? catalogue.routeOf(method, formatAlias) : undefined);
+  return route ? { name: describeRoute(route), class: route.class, why: route.reason } : null;
 }
 
 function withoutAcceptEncoding(headers: Readonly<Record<string, string>>): Record<string, string> {

@@ -19,10 +19,12 @@ export interface DescribedRequest {
 /** What offline decisions assume about projects and groups, said wherever they are shown. */
 export const OFFLINE_ASSUMPTION = 'offline: a full path is taken as the current path of the project or group it names; a numeric id cannot be resolved (use --gitlab)';
 
-/** Resolves without GitLab: a full path stands for itself (id unknown), an id for nothing. */
+/** Resolves without GitLab: a full path stands for itself (id unknown), an id for nothing,
+ *  and no object's current state can be read (a rule's `target:` fails). */
 export const offlineResolver: ScopeResolver = {
   resolve: async (_kind: ScopeKind, idOrPath: string): Promise<ScopeTarget | null> =>
     /^[0-9]+$/.test(idOrPath) ? null : { id: -1, fullPath: idOrPath },
+  current: async () => undefined,
 };
 
 export async function decideDescribed(client: Client, req: DescribedRequest, resolver: ScopeResolver | undefined): Promise<Decision> {
@@ -37,6 +39,11 @@ export async function decideDescribed(client: Client, req: DescribedRequest, res
     if (!(err instanceof ProxyError)) throw err;
     return refused(err.refusal);
   }
+}
+
+/** The route line explain prints after the verdict. */
+export function describeRoute(d: Decision): string | undefined {
+  return d.route ? `route\t${d.route.name}\t${d.route.class}: ${d.route.why}` : undefined;
 }
 
 /** One line: "allow\tRULE", "deny\treason: detail (status)", "would-deny\t...". */

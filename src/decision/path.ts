@@ -1,7 +1,7 @@
 // The first half of a decision, on the request line alone: the floor no rule can lift, then
 // the client's rules, for the path as GitLab may read it. Pure and synchronous, so a request
 // refused here is answered before its body is read.
-import { floor as routeFloor } from '../catalogue/floor.ts';
+import { floorRefusal } from '../catalogue/floor.ts';
 import { formatReading } from '../catalogue/format.ts';
 import { authorizeGraphql } from '../graphql/check.ts';
 import type { CanonicalRequest } from '../request/canonicalize.ts';
@@ -11,9 +11,10 @@ export type PathDecision =
   | { allow: true; match: Match | undefined; label: string }
   | { allow: false; reason: Reason; detail: string | undefined };
 
-type PathInput = Pick<CanonicalRequest, 'segments' | 'formatAlias' | 'surface'> & { method: Method };
+type PathInput = Pick<CanonicalRequest, 'segments' | 'formatAlias' | 'readings' | 'surface'> & { method: Method };
 
 const deny = (reason: Reason, detail?: string): PathDecision => ({ allow: false, reason, detail });
+const ALIAS = ' (read without its .json suffix)';
 
 /** Placeholders that name a project or group: GitLab reads them as a numeric id or an
  *  encoded full path (lib/api/helpers.rb find_project / find_group). */
@@ -32,11 +33,21 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
     return gql.allow ? { allow: true, match: undefined, label: gql.label } : deny(gql.reason, gql.detail);
   }
   if (req.surface !== 'api') return deny('not-api', 'only /api/v4 is served');
-  // Grape may read "x.json" as "x": a fixed denial of either reading stands.
-  const aliasFixed = req.formatAlias ? floor(client, req.method, req.formatAlias) : undefined;
-  if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail} (read without its .json suffix)`);
+  // Grape may read "x.json" as "x", and with its "(.:format)" suffix also "x.xml" or
+  // "x%2Etxt" (src/request/route.ts): a fixed denial of any reading stands.
+  const others = otherReadings(req);
+  for (const alias of [...(req.formatAlias ? [req.formatAlias] : []), ...others]) {
+    const aliasFixed = floor(client, req.method, alias);
+    if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail}${ALIAS}`);
+  }
   const fixed = floor(client, req.method, req.segments);
   if (fixed) return fixed;
+  // Readings other than ".json" (which the route catalogue arbitrates below) must all be
+  // allowed too: the proxy does not know which of them a route takes.
+  for (const alias of others) {
+    const decision = matchRule(client, req.method, alias, false);
+    if (!decision.allow) return deny(decision.reason, `${decision.detail} (read without its format suffix)`);
+  }
   if (!req.formatAlias) return matchRule(client, req.method, req.segments, false);
   // Grape may read "x.json" as "x". Where GitLab's routes allow only one reading
   // (".../notes.json" is ".../notes"; ".../cargo/config.json" is its own route), that one
@@ -46,7 +57,13 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
   const primary = matchRule(client, req.method, req.segments, true);
   if (!primary.allow || reading === 'written') return primary;
   const alias = matchRule(client, req.method, req.formatAlias, false);
-  return alias.allow ? primary : deny(alias.reason, `${alias.detail} (read without its .json suffix)`);
+  return alias.allow ? primary : deny(alias.reason, `${alias.detail}${ALIAS}`);
+}
+
+/** The readings besides the path as written and its ".json" alias. */
+function otherReadings(req: PathInput): readonly (readonly string[])[] {
+  const json = req.formatAlias?.join('/');
+  return req.readings.filter((r) => r !== req.segments && r.join('/') !== json);
 }
 
 /** Decisions no rule can change. */
@@ -71,7 +88,7 @@ function floor(client: Client, method: Method, segments: readonly string[]): Pat
     return deny('token-self', 'the proxy user\'s tokens are not managed through the proxy');
   }
   // Credential routes, and admin routes without `admin: true` (src/catalogue/floor.ts).
-  const refusal = routeFloor(method, segments, client);
+  const refusal = floorRefusal(method, segments, client);
   return refusal === undefined ? undefined : deny(refusal.reason, refusal.detail);
 }
 

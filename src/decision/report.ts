@@ -1,6 +1,8 @@
 // Report mode: a client with `mode: report` keeps working while its policy is being written.
 // A request its rules only fail to name is forwarded and audited as "would-deny", if it
-// cannot destroy or grant anything; every other refusal stands in every mode.
+// cannot destroy or grant anything; every other refusal stands in every mode, and a write
+// that could is refused (report-mode-write) with what enforce mode would have said.
+import { CLASS_BITS, getCatalogue } from '../catalogue/catalogue.ts';
 import type { Client, Method, Reason } from '../types.ts';
 import { decidePath, type PathDecision } from './path.ts';
 
@@ -19,12 +21,22 @@ export function wouldDeny(client: Client, req: Input, path: PathDecision): boole
   if (!req.formatAlias) return true;
   // GitLab may read "x.json" as "x": that reading must pass the floor too, or
   // "DELETE .../personal_access_tokens/self.json" would be forwarded as a mere missing rule.
-  const alias = decidePath(client, { ...req, segments: req.formatAlias, formatAlias: undefined });
+  const alias = decidePath(client, { ...req, segments: req.formatAlias, formatAlias: undefined, readings: [req.formatAlias] });
   return alias.allow || REPORTABLE.has(alias.reason);
 }
 
-/** Report mode forwards what cannot destroy or grant: reads. (Writes outside the
- *  destructive, membership, credential and admin classes once the route catalogue knows them.) */
-export function reportMayForward(method: Method): boolean {
-  return method === 'GET' || method === 'HEAD';
+/** Classes report mode never forwards: what destroys, grants or reveals (the credential and
+ *  admin classes are refused earlier, by the floor, in every mode). */
+const NEVER_REPORTED = CLASS_BITS.credential | CLASS_BITS.admin | CLASS_BITS.membership | CLASS_BITS.destructive;
+
+/** Report mode forwards what cannot destroy or grant: reads, and writes every GitLab route of
+ *  which (either .json reading included) is outside the destructive, membership, credential
+ *  and admin classes (src/catalogue/classes.ts). A write GitLab has no route for is refused. */
+export function reportMayForward(method: Method, segments: readonly string[], formatAlias: readonly string[] | undefined, readings: readonly (readonly string[])[] = []): boolean {
+  if (method === 'GET' || method === 'HEAD') return true;
+  const catalogue = getCatalogue();
+  let mask = catalogue.classesOf(method, segments) | (formatAlias ? catalogue.classesOf(method, formatAlias) : 0);
+  // Every other format reading too (src/request/route.ts): "x.xml" may be the route "x".
+  for (const reading of readings) if (reading !== segments) mask |= catalogue.classesOf(method, reading);
+  return mask !== 0 && (mask & NEVER_REPORTED) === 0;
 }

@@ -2,6 +2,7 @@
 // shipped for editors is generated from it, so the two cannot drift apart.
 import { z } from 'zod';
 import { GraphqlPolicySchema } from './graphql-policy.ts';
+import { OAuthRegistrationSchema } from './oauth-registration.ts';
 import { TOKEN_SCOPES } from './token-scopes.ts';
 
 export const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -43,6 +44,7 @@ export const RuleObjectSchema = z.strictObject({
   deny_fields: z.array(z.string()).optional().describe('Keys that refuse the request when present in its body or query.'),
   projects: ScopeListSchema('project').describe('Narrow this rule to these projects (on top of the client\'s projects:).'),
   groups: ScopeListSchema('group').describe('Narrow this rule to these groups (on top of the client\'s groups:).'),
+  quick_actions: z.array(z.string()).optional().describe('Quick actions a note or issue/merge request/epic description sent through this rule may run, without "/": [label, assign]. Others are refused (docs/policy.md).'),
   target: z.record(z.string(), ConstraintSchema).optional().describe('Fields the object the request acts on must have now (read from GitLab before forwarding), e.g. { url: { pattern: "^https://hooks\\.example\\.com/" } } on PUT/DELETE .../hooks/:hook_id.'),
 });
 
@@ -96,6 +98,8 @@ export const ClientSchema = z.strictObject({
     .optional()
     .describe('Shorthands mirroring GitLab token scopes: read_api (every GET/HEAD under /api/v4), read_user (/user, /users reads), read_repository and write_repository (git over HTTP).'),
   graphql: GraphqlPolicySchema.optional(),
+  oauth: OAuthRegistrationSchema.optional()
+    .describe('An OAuth application for vendors that only speak OAuth: they sign in at /oauth/authorize and get this client\'s rules (docs/oauth.md).'),
   extends: z
     .string()
     .regex(PRESET_REF, 'extends names a preset such as "presets/glean-readonly" (no ".yaml", no "..")')

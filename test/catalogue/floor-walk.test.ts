@@ -63,11 +63,12 @@ it('forwards no credential or admin route and every other route of the catalogue
   expect(new Set(refused)).toEqual(new Set(floorRoutes.map((s) => `${s.route.method} ${s.path}`)));
   const reasons = new Map(h.audit.map((l) => [`${l.method} ${l.path}`, l.reason]));
   for (const s of floorRoutes) {
-    expect(['credential-route', 'admin-route', 'internal-api', 'token-self'], `${s.route.method} ${s.path}`).toContain(reasons.get(`${s.route.method} ${s.path}`));
+    expect(reasons.get(`${s.route.method} ${s.path}`), `${s.route.method} ${s.path}`).toMatch(/^(credential-route|admin-route|internal-api|token-self)$/);
   }
   expect(received.sort()).toEqual(sent.filter((s) => !s.floor).map((s) => `${s.route.method} ${s.path}`).sort());
   // The audit line names the GitLab route.
   const rotate = h.audit.find((l) => l.path === '/api/v4/projects/1/access_tokens/self/rotate');
-  expect(rotate).toMatchObject({ decision: 'deny', reason: 'credential-route', route: 'POST /api/v4/projects/:id/access_tokens/self/rotate (Access tokens)' });
+  expect(rotate).toMatchObject({ decision: 'deny', route: 'POST /api/v4/projects/:id/access_tokens/self/rotate (Access tokens)' });
+  expect(rotate!.reason).toBe('credential-route');
   expect(rotate!.detail).toMatch(/^POST \/api\/v4\/projects\/:id\/access_tokens\/self\/rotate creates or reveals a credential/);
 });

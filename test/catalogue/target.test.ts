@@ -73,7 +73,7 @@ describe('target: on PUT and DELETE .../hooks/:hook_id', () => {
   it('refuses a hook it cannot read, and re-pointing its own hook elsewhere', async () => {
     const missing = await call(vendor, 'DELETE', '/api/v4/projects/1/hooks/999999');
     expect(missing.status).toBe(403);
-    expect((await auditLine(h, missing.reqId)).reason).toBe('target-unresolved');
+    expect((await auditLine(h, missing.reqId)).reason).toMatch(/^target-unresolved/);
     h.standin.reset();
     const away = await call(vendor, 'PUT', `/api/v4/projects/1/hooks/${own}`, { url: 'https://evil.example/' });
     expect(away.status).toBe(403);

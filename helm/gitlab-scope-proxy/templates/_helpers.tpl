@@ -98,3 +98,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "gsp.secretDir" -}}
 /run/secrets/gitlab-scope-proxy
 {{- end }}
+
+{{/* Whether OAuth state lives in a SQLite file on a PersistentVolumeClaim (OAuth on, no Redis). */}}
+{{- define "gsp.sqliteState" -}}
+{{- if and .Values.oauth.gitlabClientId (not .Values.store.redisUrl) }}true{{ end }}
+{{- end }}
+
+{{/* The PersistentVolumeClaim holding the SQLite file. */}}
+{{- define "gsp.stateClaimName" -}}
+{{- default (printf "%s-state" (include "gsp.fullname" .)) .Values.store.sqlite.existingClaim }}
+{{- end }}
