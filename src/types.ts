@@ -285,6 +285,7 @@ export type ErrorCode =
   | 'not-found'            // 404
   | 'method-not-allowed'   // 405
   | 'payload-too-large'    // 413
+  | 'headers-too-large'    // 431
   | 'unsupported-media'    // 415
   | 'too-many-requests'    // 429
   | 'bad-gateway'          // 502: GitLab unreachable
