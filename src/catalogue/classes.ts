@@ -122,6 +122,22 @@ export const CLASS_RULES: readonly (readonly [string, RiskClass, string])[] = [
   ['* /api/v4/projects/:id/housekeeping', 'admin', 'repository maintenance'],
   ['* /api/v4/groups/:id/transfer_to_organization', 'admin', 'moves a group between organizations'],
 
+  // ---- membership (changes; reading members is `read`) --------------------------------
+  ['POST,PUT,PATCH,DELETE /api/v4/**/members/**', 'membership', 'adds, changes or removes members'],
+  ['POST,PUT,PATCH,DELETE /api/v4/**/billable_members/**', 'membership', 'removes billable members'],
+  ['* /api/v4/**/invitations/**', 'membership', 'invitations grant access'],
+  ['POST,PUT,PATCH,DELETE /api/v4/**/access_requests/**', 'membership', 'approves or denies access requests'],
+  ['* /api/v4/*/:id/share/**', 'membership', 'shares with another group'],
+  ['POST,PUT,PATCH,DELETE /api/v4/**/member_roles/**', 'membership', 'custom roles'],
+  ['* /api/v4/projects/:id/import_project_members/**', 'membership', 'copies another project\'s members'],
+  ['* /api/v4/**/placeholder_reassignments/**', 'membership', 'reassigns imported contributions to users'],
+
+  // ---- destructive first where it overlaps: deleting a hook, an integration or a mirror
+  // destroys as much as any other delete, and (un)protecting a branch changes who may push.
+  ['DELETE /**', 'destructive', 'deletes'],
+  ['POST,PUT,PATCH /api/v4/projects/:id/repository/branches/:branch/protect', 'destructive', 'changes branch protection'],
+  ['POST,PUT,PATCH /api/v4/projects/:id/repository/branches/:branch/unprotect', 'destructive', 'removes branch protection'],
+
   // ---- exfiltration: data to a URL of the caller's choosing, or a whole copy -------------
   ['* /api/v4/*/:id/hooks/**', 'exfiltration', 'webhooks send events, and with them content, to any URL'],
   ['* /api/v4/*/:id/integrations/**', 'exfiltration', 'integrations send events and content to other services'],
@@ -139,16 +155,6 @@ export const CLASS_RULES: readonly (readonly [string, RiskClass, string])[] = [
   ['* /api/v4/slack/**', 'exfiltration', 'Slack app events'],
   ['* /api/v4/integrations/**', 'exfiltration', 'instance integrations'],
 
-  // ---- membership (changes; reading members is `read`) --------------------------------
-  ['POST,PUT,PATCH,DELETE /api/v4/**/members/**', 'membership', 'adds, changes or removes members'],
-  ['POST,PUT,PATCH,DELETE /api/v4/**/billable_members/**', 'membership', 'removes billable members'],
-  ['* /api/v4/**/invitations/**', 'membership', 'invitations grant access'],
-  ['POST,PUT,PATCH,DELETE /api/v4/**/access_requests/**', 'membership', 'approves or denies access requests'],
-  ['* /api/v4/*/:id/share/**', 'membership', 'shares with another group'],
-  ['POST,PUT,PATCH,DELETE /api/v4/**/member_roles/**', 'membership', 'custom roles'],
-  ['* /api/v4/projects/:id/import_project_members/**', 'membership', 'copies another project\'s members'],
-  ['* /api/v4/**/placeholder_reassignments/**', 'membership', 'reassigns imported contributions to users'],
-
   // ---- destructive -------------------------------------------------------------------------
   ['* /api/v4/*/:id/transfer', 'destructive', 'moves the project or group to another namespace'],
   ['POST,PUT,PATCH,DELETE /api/v4/*/:id/archive', 'destructive', 'archives (makes read-only)'],
@@ -164,7 +170,6 @@ export const CLASS_RULES: readonly (readonly [string, RiskClass, string])[] = [
   ['POST,PUT,PATCH,DELETE /api/v4/**/external_status_checks/**', 'destructive', 'changes merge checks'],
   ['POST,PUT,PATCH,DELETE /api/v4/**/security_settings/**', 'destructive', 'changes security settings'],
   ['POST,PUT,PATCH,DELETE /api/v4/**/freeze_periods/**', 'destructive', 'changes deploy freezes'],
-  ['DELETE /**', 'destructive', 'deletes'],
 
   // ---- the rest ------------------------------------------------------------------------------
   ['GET,HEAD /**', 'read', 'reads'],

@@ -102,6 +102,17 @@ function selectOperation(operations: readonly OperationDefinitionNode[], operati
   if (!names.has(operationName)) throw graphqlMalformed(`no operation named ${operationName}`);
 }
 
+/**
+ * Fields refused for every client, at any depth, in queries and mutations: the ones that
+ * return or create secrets. GitLab's GraphQL reference lists CI/CD variable values
+ * (Query/Project/Group.ciVariables, CiVariable.value; PipelineSchedule.variables), runner and
+ * agent tokens (Runner.ephemeralAuthenticationToken, ClusterAgentTokenCreatePayload.secret),
+ * and token mutations (personalAccessTokenCreate, ...). Matched by name, broadly: a field
+ * whose name speaks of a token, secret, password, private key or variables is refused, so a
+ * new one is refused too (REST: the credential class, src/catalogue/classes.ts).
+ */
+const CREDENTIAL_FIELD = /token|secret|password|private_?key|variables?$/i;
+
 class Walker {
   #visits = 0;
   readonly #type: OperationType;
@@ -138,6 +149,8 @@ class Walker {
         const name = sel.name.value;
         const fieldPath = [...path, name];
         if (depth + 1 > this.#policy.maxDepth) throw graphqlDenied(`query deeper than max_depth ${this.#policy.maxDepth} at ${this.#label(fieldPath)}`);
+        // The floor, as for REST's credential routes: no policy reads or makes a credential.
+        if (CREDENTIAL_FIELD.test(name)) throw graphqlDenied(`field ${this.#label(fieldPath)} names a credential (the GraphQL floor: no policy allows it)`);
         if (!this.#allowed(fieldPath)) throw graphqlDenied(`field ${this.#label(fieldPath)} not allowed`);
         if (path.length === 0) this.#roots.push({ operation: this.#type, field: name });
         if (sel.selectionSet) this.walk(sel.selectionSet, fieldPath, depth + 1, fragmentStack);

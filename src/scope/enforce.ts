@@ -57,7 +57,7 @@ const decodeOnce = (segment: string): string | undefined => {
  * matched (a `**` or `*` rule names no parameter), and the rule's :project_id / :group_id.
  */
 export function namedTargets(segments: readonly string[], params: Record<string, string>, out: NamedTarget[] = []): NamedTarget[] {
-  const add = (kind: ScopeKind, raw: string | undefined): void => {
+  const add = (kind: NamedTarget['kind'], raw: string | undefined): void => {
     if (raw === undefined) return;
     const ref = decodeOnce(raw) ?? raw;
     if (!out.some((t) => t.kind === kind && t.ref === ref)) out.push({ kind, ref });
@@ -65,6 +65,8 @@ export function namedTargets(segments: readonly string[], params: Record<string,
   const area = decodeOnce(segments[2] ?? '');
   if (area === 'projects') add('project', segments[3]);
   if (area === 'groups') add('group', segments[3]);
+  // A namespace by id or path is a group or a user (lib/api/namespaces.rb find_namespace!).
+  if (area === 'namespaces') add('namespace', segments[3]);
   for (const [name, value] of Object.entries(params)) {
     if (name === 'project_id') add('project', value);
     if (name === 'group_id') add('group', value);
@@ -83,6 +85,21 @@ export function routeTargets(client: Client, method: Method, readings: readonly 
     namedTargets(segments, params ?? {}, out);
   });
   return out;
+}
+
+/** Top-level GET collections that answer with data of any project or group the proxy's user
+ *  can see (docs: "Issues API" list issues, "Merge requests API", "Search API", "Events API",
+ *  "Namespaces API", "To-Do List API", "Snippets API"): the proxy cannot filter them to a
+ *  client's projects:/groups:, so a scoped client is refused them. */
+const CROSS_PROJECT_LISTS = new Set(['issues', 'issues_statistics', 'merge_requests', 'search', 'events', 'namespaces', 'todos', 'snippets']);
+
+export function crossProjectList(method: Method, readings: readonly (readonly string[])[]): string | undefined {
+  if (method !== 'GET' && method !== 'HEAD') return undefined;
+  for (const segments of readings) {
+    const area = decodeOnce(segments[2] ?? '');
+    if (area !== undefined && CROSS_PROJECT_LISTS.has(area) && (segments.length === 3 || area === 'snippets')) return area;
+  }
+  return undefined;
 }
 
 /** The list kind of the first reading that is a list (GET /projects.json is GET /projects). */
@@ -147,6 +164,7 @@ export async function enforce(
     if (!resolved.has(key)) resolved.set(key, resolver ? await resolver.resolve(kind, ref) : null);
     return resolved.get(key)!;
   };
+  const projectList = routeListKind(input.method, input.readings) === 'project';
   const scopeProblem = async (targets: readonly NamedTarget[], lists: { projects?: readonly ScopePattern[] | undefined; groups?: readonly ScopePattern[] | undefined }, whose: string): Promise<Failure | undefined> => {
     for (const t of targets) {
       const via = t.via ? ` (${t.via})` : '';
@@ -161,6 +179,10 @@ export async function enforce(
       const list = kind === 'project' ? lists.projects : lists.groups;
       if (!list) {
         if (t.kind === 'namespace' && lists.projects) return { reason: 'scope', detail: `namespace ${t.ref}${via} needs ${whose}groups list to name it` };
+        // A group's own answer lists its projects (GET /groups/:id has with_projects=true by
+        // default: docs "Groups API"), so a client held to projects: names no group itself,
+        // except to list its projects, which are filtered to its own.
+        if (t.kind === 'group' && lists.projects && whose === '' && !projectList) return { reason: 'scope', detail: `group ${t.ref}${via}: the client has projects: but no groups: list` };
         continue;
       }
       const target = NUMERIC.test(t.ref) || t.ref.includes('/') || kind === 'group' ? await resolve(kind, t.ref) : null;
@@ -192,6 +214,10 @@ export async function enforce(
   // Report mode forwards a request no rule names: no rule names a quick action either.
   const unruled = winner ? undefined : quickActionProblem(actions, undefined);
   if (unruled) return { allow: false, ...unruled, rule: undefined };
+
+  // Lists across every project the proxy's user can see cannot be filtered to a scope.
+  const across = client.projects || client.groups ? crossProjectList(input.method, input.readings) : undefined;
+  if (across) return { allow: false, reason: 'scope', detail: `GET /api/v4/${across} lists across projects and groups and cannot be held to the client's scope`, rule: winner?.rule };
 
   // The client's own lists hold whatever rule (or report mode) let the request through.
   const targets = [...routeTargets(client, input.method, input.readings, winner), ...references, ...actionTargets];

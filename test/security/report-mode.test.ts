@@ -98,6 +98,13 @@ describe('mode: report', () => {
     ['adding a member', 'POST', '/api/v4/projects/1/members', { user_id: 5, access_level: 40 }, / is membership/],
     ['protecting a branch', 'POST', '/api/v4/projects/1/protected_branches', { name: 'main' }, / is destructive/],
     ['a write GitLab has no route for', 'PUT', '/api/v4/projects/1/issues', {}, /GitLab has no such route/],
+    // Found by an outside review: deleting a hook, an integration or a mirror was classed with
+    // the exfiltration routes it shares a path with, and (un)protecting a branch as a write.
+    ['deleting a project hook', 'DELETE', '/api/v4/projects/1/hooks/7', undefined, / is destructive/],
+    ['deleting a push mirror', 'DELETE', '/api/v4/projects/1/remote_mirrors/3', undefined, / is destructive/],
+    ['deleting an integration', 'DELETE', '/api/v4/projects/1/integrations/slack', undefined, / is destructive/],
+    ['deleting a group hook', 'DELETE', '/api/v4/groups/100/hooks/7', undefined, / is destructive/],
+    ['unprotecting a branch', 'PUT', '/api/v4/projects/1/repository/branches/main/unprotect', undefined, / is destructive/],
   ];
   it.each(neverReported)('refuses %s in report mode with what enforce mode would have said', async (_why, method, path, body, detail) => {
     const r = await send('trial', method, path, body === undefined ? {} : { body });
