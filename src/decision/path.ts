@@ -93,7 +93,7 @@ function floor(client: Client, method: Method, segments: readonly string[]): Pat
 }
 
 function decode(segment: string | undefined): string | undefined {
-  if (segment === undefined) return undefined;
+  if (segment === undefined || !segment.includes('%')) return segment;
   try {
     return decodeURIComponent(segment);
   } catch {

@@ -129,9 +129,11 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   // others keeps every literal in the path readable as written.
   // One exception: a segment holding an encoded "/" is always a parameter value (no route
   // literal contains "/"), which Mustermann unescapes whole: "acme%2Fmy%2Dapp" is "acme/my-app".
-  for (const seg of rawPath.split('/')) {
-    if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
-      throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+  if (rawPath.includes('%')) {
+    for (const seg of rawPath.split('/')) {
+      if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
+        throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+      }
     }
   }
   let rel = rawPath;
@@ -148,7 +150,11 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   return { segments, surface };
 }
 
+/** A segment with nothing to decode and no dot segment: the common case, checked at once. */
+const PLAIN_SEGMENT = /^(?!\.\.?$)[A-Za-z0-9_.~-]+$/;
+
 function checkSegment(seg: string): void {
+  if (PLAIN_SEGMENT.test(seg)) return;
   // Grape collapses "//" and drops a trailing "/" (grape router.rb normalize_path).
   if (seg === '') throw malformed('empty-segment', 'empty path segment ("//" or a trailing "/")');
   let decoded: string;

@@ -45,14 +45,24 @@ export const QUICK_ACTION_ENDPOINTS = data.endpoints as readonly QuickActionEndp
 const SCOPE_BEARING = data.scopeBearing as Readonly<Record<string, 'project' | 'references'>>;
 const COMMANDS: ReadonlySet<string> = new Set(data.commands);
 
-const ROUTES = QUICK_ACTION_ENDPOINTS.map((e) => ({ method: e.method, regex: specTemplate(e.path).regex, field: e.field }));
+/** The endpoints by method: asked on every request, and most requests are reads, which
+ *  carry no text to act on. */
+const ROUTES = new Map<string, { regex: RegExp; field: string }[]>();
+for (const e of QUICK_ACTION_ENDPOINTS) {
+  let list = ROUTES.get(e.method);
+  if (!list) ROUTES.set(e.method, (list = []));
+  list.push({ regex: specTemplate(e.path).regex, field: e.field });
+}
+const NO_FIELDS: string[] = [];
 
 /** The text fields GitLab reads quick actions from on this route (any reading). */
 export function quickActionFields(method: Method, readings: readonly (readonly string[])[]): string[] {
+  const routes = ROUTES.get(method);
+  if (!routes) return NO_FIELDS;
   const fields = new Set<string>();
   for (const segments of readings) {
     const path = `/${segments.join('/')}`;
-    for (const r of ROUTES) if (r.method === method && r.regex.test(path)) fields.add(r.field);
+    for (const r of routes) if (r.regex.test(path)) fields.add(r.field);
   }
   return [...fields];
 }
