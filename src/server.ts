@@ -18,6 +18,7 @@ import { createForwarder } from './forward/forward.ts';
 import { ClientLimiter } from './limits/client-limits.ts';
 import { startAdmin, type AdminServer, type Readiness } from './ops/admin.ts';
 import { AuditSink } from './ops/audit-sink.ts';
+import { GitLabHealth } from './ops/gitlab-health.ts';
 import { ProxyMetrics } from './ops/metrics.ts';
 import { changes, loadState, watchedPaths, type LoadedState } from './ops/reload.ts';
 import { agentSockets, createUpstreamAgent, guardUpstreamRequest, upstreamErrorKind } from './ops/upstream.ts';
@@ -77,8 +78,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
 
   const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient);
   const agent = createUpstreamAgent(config);
+  const gitlabHealth = new GitLabHealth(readinessProbe(config));
   const metrics = new ProxyMetrics(
-    { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent) },
+    { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent), gitlabUp: () => gitlabHealth.up() },
     { processMetrics: opts.admin === true },
   );
   metrics.policyLoaded(policy.checksum, policy.clients.keys());
@@ -130,6 +132,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       failedUpstream.add(ctx);
       const kind = upstreamErrorKind(err, ctx.timedOut);
       metrics.upstreamError(kind);
+      gitlabHealth.failed(kind);
       // GitLab's answer had started: the client's response is cut (audited as aborted).
       if (ctx.upstreamMs !== null && ctx.reason === null) ctx.reason = 'upstream-aborted';
       ops.warn({ reqId: ctx.reqId, kind, err: err.message }, 'upstream error');
@@ -145,11 +148,11 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     ttlMs: config.limits.scopeCacheTtlMs,
     maxEntries: config.limits.scopeCacheSize,
   });
-  const probeGitLab = readinessProbe(config);
+  // GitLab's health is not part of readiness: a GitLab outage must leave every replica in the
+  // Service answering 502 in GitLab's JSON, not empty the Service. It is gsp_gitlab_up instead.
   const readiness = async (): Promise<Readiness> => {
-    const gitlab = await probeGitLab();
     const auditOk = !auditRefusing();
-    return { ready: gitlab && auditOk && !draining, checks: { gitlab, audit: auditOk, accepting: !draining } };
+    return { ready: auditOk && !draining, checks: { audit: auditOk, accepting: !draining } };
   };
   const app = createApp({
     policy: () => policy,
@@ -185,6 +188,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     if (ctx.reason === 'unprocessed' && !res.writableFinished) ctx.reason = cutting ? 'shutdown' : 'client-aborted';
     const record = auditRecord(ctx, req, res);
     audit.write(record);
+    if (record.upstreamMs !== null) gitlabHealth.answered();
     limiter.release(ctx);
     metrics.request(record);
   };

@@ -98,3 +98,28 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "gsp.secretDir" -}}
 /run/secrets/gitlab-scope-proxy
 {{- end }}
+
+{{/* ServiceAccount the pods run as. */}}
+{{- define "gsp.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "gsp.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+GitLab's TCP port, from gitlab.url: its explicit port, else 443 for https and
+80 for http (values.schema.json only admits http and https URLs).
+*/}}
+{{- define "gsp.gitlabPort" -}}
+{{- $url := urlParse .Values.gitlab.url }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- if $port }}
+{{- $port }}
+{{- else if eq $url.scheme "http" }}
+{{- "80" }}
+{{- else }}
+{{- "443" }}
+{{- end }}
+{{- end }}
