@@ -20,6 +20,7 @@ import { startAdmin, type AdminServer, type Readiness } from './ops/admin.ts';
 import { AuditSink } from './ops/audit-sink.ts';
 import { GitLabHealth } from './ops/gitlab-health.ts';
 import { ProxyMetrics } from './ops/metrics.ts';
+import { publicUrlWatch } from './ops/public-url-check.ts';
 import { changes, loadState, watchedPaths, type LoadedState } from './ops/reload.ts';
 import { agentSockets, createUpstreamAgent, guardUpstreamRequest, upstreamErrorKind } from './ops/upstream.ts';
 import { SwappableVerifier } from './ops/verifier.ts';
@@ -204,6 +205,8 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     headersTimeout: 30_000,
     requestTimeout: 300_000,
   };
+  const checkPublicHost = publicUrlWatch(config.publicUrl, (host, publicHost) => ops.warn({ host, publicUrl: publicHost },
+    'PUBLIC_URL names another host than clients use: Link and Location headers send vendors to PUBLIC_URL; check the setting'));
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (draining) res.setHeader('Connection', 'close');
     if (HEALTH.has(req.url ?? '') && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -211,6 +214,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       void honoListener(req, res);
       return;
     }
+    checkPublicHost(req.headers.host);
     const ctx = attachContext(req);
     res.once('close', () => finish(ctx, req, res));
     if (auditRefusing()) {
