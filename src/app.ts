@@ -5,6 +5,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import type { TokenVerifier } from './auth/verify.ts';
+import { keepRefusedIdentity } from './auth/refused-identity.ts';
 import { contextOf, type RequestContext } from './context.ts';
 import { errorResponse, ProxyError } from './errors.ts';
 import type { Forwarder } from './forward/forward.ts';
@@ -104,7 +105,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
 async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: AppDeps): Promise<Client> {
   if (!req.credential) throw new ProxyError('unauthorized', 'no-token');
-  const identity = await deps.verifier.verify(req.credential.token, deps.policy());
+  const identity = await deps.verifier.verify(req.credential.token, deps.policy()).catch((err: unknown) => {
+    keepRefusedIdentity(err, ctx, deps.policy());
+    throw err;
+  });
   ctx.client = identity.client.name;
   ctx.jti = identity.jti ?? null;
   return identity.client;

@@ -3,8 +3,8 @@
 //   exit 0: done; 1: check/explain found problems or a denial; 2: bad configuration or usage.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { privateKeyFromPem } from './auth/keys.ts';
-import { mintToken, parseDuration } from './auth/mint.ts';
+import { kidOfFile, signingKeyFromPem } from './auth/signing-key.ts';
+import { mint, parseDuration } from './auth/mint.ts';
 import { ConfigError, loadJwtSettings } from './config/env.ts';
 import { ProxyError } from './errors.ts';
 import { authorize } from './policy/evaluate.ts';
@@ -47,12 +47,16 @@ SIGHUP re-reads the policy directory and token files; SIGTERM or SIGINT shuts do
 Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies), the presets
 they extend and every preset in DIR/presets/, runs each client's tests:, and reports every
 problem as "file:line:col message". Exit 1 if there is any.`,
-  token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE]
+  token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE] [--kid ID] [--json]
 
 Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECRET
-(or PROXY_JWT_SECRET_FILE), or with the PEM private key in FILE (RS256, ES256 or EdDSA,
-chosen by the key's type). Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy),
-issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90d).`,
+(or PROXY_JWT_SECRET_FILE: with several key files, the one with the greatest name, or --kid),
+or with the PEM private key in FILE (RS256, ES256 or EdDSA, chosen by the key's type).
+The token's header names its key (kid: the key file's name, or --kid).
+Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy), issuer PROXY_JWT_ISSUER when set.
+--expires-in accepts s, m, h, d, w (default 90d), at most MAX_TOKEN_TTL (default 365d).
+--json prints {"token", "client", "jti", "kid", "issued_at", "expires_at", "exp"}: the jti
+is what revoked_jti takes.`,
   explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--graphql-query Q] METHOD TARGET
 
 Prints "allow" or "deny" and the rule or reason that decided, for METHOD TARGET
@@ -157,28 +161,38 @@ async function token(args: string[]): Promise<number> {
     'expires-in': { type: 'string', default: '90d' },
     jti: { type: 'string' },
     key: { type: 'string' },
+    kid: { type: 'string' },
+    json: { type: 'boolean' },
   }, USAGE.token!);
   if (values.help) return help('token');
   const client = values.client as string | undefined;
   if (!client) throw new UsageError(`--client is required\n\n${USAGE.token}`);
   const jwt = loadJwtSettings();
-  let key: Parameters<typeof mintToken>[0]['key'];
+  let key: Parameters<typeof mint>[0]['key'];
+  let kid = values.kid as string | undefined;
   if (values.key) {
+    const file = values.key as string;
     let pem: string;
     try {
-      pem = readFileSync(values.key as string, 'utf8');
-    } catch {
-      throw new ConfigError(`--key: cannot read ${values.key as string}`);
+      pem = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--key: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
     try {
-      const k = privateKeyFromPem(pem);
+      const k = signingKeyFromPem(pem, file);
       key = { kind: 'private', key: k.key, alg: k.alg };
     } catch (err) {
-      throw new ConfigError(`--key: ${(err as Error).message.split('\n')[0]}`);
+      throw new ConfigError(`--key: ${(err as Error).message}`);
     }
+    kid ??= kidOfFile(file);
   } else if (jwt.secret) {
-    if (jwt.secret.length < 32) throw new ConfigError('PROXY_JWT_SECRET must be at least 32 bytes long (HS256 key)');
     key = { kind: 'secret', secret: jwt.secret };
+    if (kid !== undefined) {
+      const chosen = jwt.secrets?.find((s) => s.kid === kid);
+      if (!chosen) throw new UsageError(`--kid: no key "${kid}" in PROXY_JWT_SECRET_FILE (${(jwt.secrets ?? []).map((s) => s.kid).join(', ') || 'it names none'})`);
+      key = { kind: 'secret', secret: chosen.secret };
+    }
+    kid ??= jwt.secretKid;
   } else {
     throw new ConfigError('PROXY_JWT_SECRET (or PROXY_JWT_SECRET_FILE) is required to mint a token, or pass --key FILE');
   }
@@ -188,9 +202,21 @@ async function token(args: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`--expires-in: ${(err as Error).message}`);
   }
+  const maxTtl = jwt.maxTokenTtlS ?? 365 * 86400;
+  if (expiresInSeconds > maxTtl) {
+    throw new UsageError(`--expires-in ${values['expires-in'] as string} is longer than MAX_TOKEN_TTL (${maxTtl} s); mint a shorter token or raise MAX_TOKEN_TTL`);
+  }
   warnIfUnknownClient(client);
   const jti = values.jti as string | undefined;
-  console.log(await mintToken({ client, audience: jwt.audience, issuer: jwt.issuer, expiresInSeconds, ...(jti ? { jti } : {}), key }));
+  const minted = await mint({ client, audience: jwt.audience, issuer: jwt.issuer, expiresInSeconds, ...(jti ? { jti } : {}), kid, key });
+  if (values.json) {
+    console.log(JSON.stringify({
+      token: minted.token, client, jti: minted.jti, kid: minted.kid ?? null,
+      issued_at: new Date(minted.iat * 1000).toISOString(), expires_at: new Date(minted.exp * 1000).toISOString(), exp: minted.exp,
+    }));
+  } else {
+    console.log(minted.token);
+  }
   return 0;
 }
 

@@ -18,6 +18,7 @@ import { multipartFieldNames } from '../request/multipart.ts';
 import { parseParams, rackBase, type Param } from '../request/query.ts';
 import { parseScopePattern, ScopePatternError, type ScopePattern } from '../scope/scope.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
+import { unknownKeyMessage } from './suggest.ts';
 
 export type Literal = string | number | boolean | null;
 
@@ -59,7 +60,7 @@ export function isConstrained(rule: Rule): boolean {
 export function parseObjectRule(spec: unknown, source: string): Rule {
   if (!isRecord(spec)) throw new RuleSyntaxError('a rule is "METHODS PATH" or a map with method: and path:');
   for (const key of Object.keys(spec)) {
-    if (!OBJECT_RULE_KEYS.has(key)) throw new RuleKeyError([key], `unknown key "${key}" in a rule (${[...OBJECT_RULE_KEYS].join(', ')})`);
+    if (!OBJECT_RULE_KEYS.has(key)) throw new RuleKeyError([key], unknownKeyMessage(key, OBJECT_RULE_KEYS, ` in a rule (${[...OBJECT_RULE_KEYS].join(', ')})`));
   }
   const method = spec.method;
   let methods: string;

@@ -24,6 +24,8 @@ export const DOCUMENTED_SETTINGS: readonly string[] = [
   'PROXY_JWKS_URL',
   'PROXY_JWT_AUDIENCE',
   'PROXY_JWT_ISSUER',
+  'PROXY_JWT_CLOCK_TOLERANCE_S',
+  'MAX_TOKEN_TTL',
   'POLICY_DIR',
   'PORT',
   'HOST',
