@@ -6,6 +6,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import type { TokenVerifier } from './auth/verify.ts';
 import { keepRefusedIdentity } from './auth/refused-identity.ts';
+import { sourceAllowed } from './auth/source-ips.ts';
 import { contextOf, type RequestContext } from './context.ts';
 import { errorResponse, ProxyError } from './errors.ts';
 import type { Forwarder } from './forward/forward.ts';
@@ -111,6 +112,7 @@ async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: Ap
   });
   ctx.client = identity.client.name;
   ctx.jti = identity.jti ?? null;
+  if (!sourceAllowed(identity.client, ctx.ip)) throw new ProxyError('unauthorized', 'source-ip-not-allowed');
   return identity.client;
 }
 

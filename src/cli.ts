@@ -19,6 +19,7 @@ import type { Method } from './policy/rule.ts';
 import { canonicalize } from './request/canonicalize.ts';
 import { explainGraphqlQuery } from './graphql/check.ts';
 import { runServe } from './serve.ts';
+import { adminUrlFrom, reloadCommand } from './commands/reload.ts';
 import { offlineNotes } from './scope/explain.ts';
 
 const USAGE: Record<string, string> = {
@@ -34,6 +35,7 @@ Commands:
   learn     print the smallest policy covering what a client did (from audit logs)
   audit     summarise audit logs per client
   schema    write the JSON Schema of policy files
+  reload    make the running proxy reload its policy and secrets (or reopen its audit log)
 
 Run "gitlab-scope-proxy COMMAND --help" for a command's options.
 Configuration is read from the environment: see README.md.`,
@@ -42,6 +44,13 @@ Configuration is read from the environment: see README.md.`,
 Runs the proxy. Configuration comes from the environment (GITLAB_URL, GITLAB_TOKEN or
 GITLAB_TOKEN_FILE, PROXY_JWT_SECRET or PROXY_JWT_SECRET_FILE, POLICY_DIR, PORT, ...).
 SIGHUP re-reads the policy directory and token files; SIGTERM or SIGINT shuts down gracefully.`,
+  reload: `Usage: gitlab-scope-proxy reload [--reopen-audit] [--admin URL]
+
+Asks the running proxy, through its admin listener (ADMIN_HOST:ADMIN_PORT, a wildcard address
+on loopback; or --admin URL), to reload its policy and secrets: POST /-/reload, what SIGHUP
+does. Prints what changed; exit 1 and the problems if the new files were refused (the old ones
+stay in force), exit 2 if the proxy cannot be reached. --reopen-audit only reopens AUDIT_LOG
+(POST /-/reopen, what SIGUSR1 does), for log rotation.`,
   check: `Usage: gitlab-scope-proxy check [--policies DIR]
 
 Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies), the presets
@@ -115,6 +124,14 @@ async function main(argv: string[]): Promise<number> {
       return auditCommand(rest);
     case 'schema':
       return schemaCommand(rest);
+    case 'reload': {
+      const { values } = parse(rest, { admin: { type: 'string' }, 'reopen-audit': { type: 'boolean' } }, USAGE.reload!);
+      if (values.help) return help('reload');
+      return reloadCommand({
+        adminUrl: (values.admin as string | undefined) ?? adminUrlFrom(process.env), reopenOnly: values['reopen-audit'] === true,
+        out: (line) => console.log(line), err: (line) => console.error(line),
+      });
+    }
     case 'help':
       return help('main');
     default:

@@ -20,7 +20,9 @@ import { startAdmin, type AdminServer, type Readiness } from './ops/admin.ts';
 import { AuditSink } from './ops/audit-sink.ts';
 import { GitLabHealth } from './ops/gitlab-health.ts';
 import { ProxyMetrics } from './ops/metrics.ts';
+import { listenError } from './ops/listen-error.ts';
 import { publicUrlWatch } from './ops/public-url-check.ts';
+import { identifyRequest } from './ops/request-id.ts';
 import { changes, loadState, watchedPaths, type LoadedState } from './ops/reload.ts';
 import { agentSockets, createUpstreamAgent, guardUpstreamRequest, upstreamErrorKind } from './ops/upstream.ts';
 import { SwappableVerifier } from './ops/verifier.ts';
@@ -28,7 +30,7 @@ import { createScopeResolver } from './scope/lookup.ts';
 import { watchPaths, type Watcher } from './ops/watch.ts';
 import { formatProblem, PolicyError, type Policy } from './policy/load.ts';
 
-export type ReloadTrigger = 'sighup' | 'file-change' | 'api';
+export type ReloadTrigger = 'sighup' | 'file-change' | 'api' | 'admin';
 
 export type ReloadOutcome =
   | { ok: true; policy: Policy; changed: string[] }
@@ -45,6 +47,8 @@ export interface RunningProxy {
   reload: () => Policy;
   /** The same, reporting instead of throwing: what SIGHUP and file changes run. */
   reloadNow: (trigger: ReloadTrigger) => ReloadOutcome;
+  /** Reopens AUDIT_LOG (after logrotate renamed it): SIGUSR1 and POST /-/reopen. */
+  reopenAudit: () => void;
   audit: AuditLog;
   metrics: ProxyMetrics;
   /** Connections to GitLab: in use, and idle in the keep-alive pool. */
@@ -210,12 +214,13 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (draining) res.setHeader('Connection', 'close');
     if (HEALTH.has(req.url ?? '') && (req.method === 'GET' || req.method === 'HEAD')) {
-      attachContext(req);
+      identifyRequest(req, res, attachContext(req), config.trustedProxies);
       void honoListener(req, res);
       return;
     }
     checkPublicHost(req.headers.host);
     const ctx = attachContext(req);
+    identifyRequest(req, res, ctx, config.trustedProxies);
     res.once('close', () => finish(ctx, req, res));
     if (auditRefusing()) {
       refuseUnaudited(ctx, res);
@@ -241,36 +246,50 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     if (record) metrics.request(record);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    agent.destroy();
+    await sink?.close();
+    throw listenError('PORT', config.host, config.port, err);
+  }
+  const reopenAudit = (): void => {
+    sink?.reopen();
+    ops.info({ auditLog: config.auditLog ?? 'stdout' }, 'audit log reopened');
+  };
   let admin: AdminServer | undefined;
   if (opts.admin) {
     try {
-      admin = await startAdmin({ port: config.adminPort, host: config.adminHost, metrics, readiness });
+      admin = await startAdmin({
+        port: config.adminPort, host: config.adminHost, metrics, readiness,
+        actions: { reload: () => reloadNow('admin'), reopenAudit },
+      });
     } catch (err) {
       server.close();
       agent.destroy();
       await sink?.close();
-      throw err;
+      throw listenError('ADMIN_PORT', config.adminHost, config.adminPort, err);
     }
   }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const adminPort = admin ? (admin.server.address() as AddressInfo).port : undefined;
   ops.info({
-    port: addr.port, host: addr.address, tls: state.tls !== undefined, adminPort,
+    pid: process.pid, port: addr.port, host: addr.address, tls: state.tls !== undefined, adminPort,
     gitlab: config.gitlabUrl.origin + config.gitlabRoot, clients: policy.clients.size, policy: policy.checksum.slice(0, 12),
   }, 'listening');
+  if (policy.clients.size === 0) ops.warn({ policyDir: config.policyDir }, 'POLICY_DIR holds no client: every request is refused until a policy file there defines one');
 
   // ----------------------------------------------------------------- reload
   let lastRefusal = '';
   const reloadNow = (trigger: ReloadTrigger): ReloadOutcome => {
-    if (trigger === 'sighup') sink?.reopen();
+    if (trigger === 'sighup' || trigger === 'admin') sink?.reopen();
     let next: LoadedState;
     try {
       next = loadState(config);
@@ -350,6 +369,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       return outcome.policy;
     },
     reloadNow,
+    reopenAudit,
     audit,
     metrics,
     upstreamSockets: () => agentSockets(agent),

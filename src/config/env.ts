@@ -3,7 +3,9 @@
 // variable; no value of a secret is ever part of a message.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import type { BlockList } from 'node:net';
 import { parseDuration } from '../auth/mint.ts';
+import { cidrList } from '../ops/trusted-proxies.ts';
 
 export interface JwtSettings {
   /** The HS256 key `token` signs with: the one with the greatest kid when there are several. */
@@ -66,6 +68,8 @@ export interface Config {
   /** The admin listener (/metrics, /healthz, /readyz), never for vendors. */
   adminPort: number;
   adminHost: string;
+  /** Load balancers whose X-Forwarded-For / Forwarded / X-Request-Id are believed (TRUSTED_PROXIES). */
+  trustedProxies: BlockList | undefined;
   /** HTTPS on the vendor-facing listener: certificate chain and key files (PEM). */
   tls: { certFile: string; keyFile: string } | undefined;
   limits: Limits;
@@ -127,6 +131,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminPort,
     adminHost: env.ADMIN_HOST || '0.0.0.0',
     tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    trustedProxies: trustedProxies(env.TRUSTED_PROXIES),
     limits: {
       maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
       maxBodyBytes: int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 0, 1 << 30),
@@ -154,6 +159,15 @@ export function loadJwtSettings(env: Env = process.env): JwtSettings {
     issuer: env.PROXY_JWT_ISSUER || undefined,
     maxTokenTtlS: maxTokenTtl(env),
   };
+}
+
+function trustedProxies(value: string | undefined): BlockList | undefined {
+  if (!value) return undefined;
+  try {
+    return cidrList(value.split(',').filter((s) => s.trim() !== ''));
+  } catch (err) {
+    throw new ConfigError(`TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
 }
 
 function maxTokenTtl(env: Env): number {

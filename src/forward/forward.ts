@@ -207,6 +207,8 @@ function responseHeaders(proxyRes: IncomingMessage, plan: ForwardPlan, settings:
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
     out[name] = value;
   }
+  // The proxy's request id, the one in the audit line (GitLab's own is its correlation id).
+  out['x-request-id'] = plan.ctx.reqId;
   if (typeof out.link === 'string') out.link = rewriteLink(out.link, gitlabBase, plan.publicBase);
   if (typeof out.location === 'string') {
     const local = localLocation(out.location, settings.gitlabUrl.origin, settings.gitlabRoot, plan.publicBase);

@@ -19,6 +19,7 @@ import { keysAt, unknownKeyMessage } from './suggest.ts';
 import type { ScopePattern } from '../scope/scope.ts';
 import type { TokenScope } from '../scope/token-scopes.ts';
 import { compileGraphqlPolicy, graphqlPolicyProblems, type GraphqlPolicy } from '../graphql/policy.ts';
+import type { BlockList } from 'node:net';
 
 export interface Client {
   name: string;
@@ -44,6 +45,8 @@ export interface Client {
   upstreamTokenFile?: string;
   /** rate_limit (+ burst): a token bucket per client per replica. */
   rateLimit?: RateLimitSpec;
+  /** source_ips: where this client's tokens are accepted from (src/auth/source-ips.ts). */
+  sourceIps?: BlockList;
   /** `projects:`: every project a request names must match one (src/scope/scope.ts);
    *  undefined: no project scope. */
   projects: readonly ScopePattern[] | undefined;

@@ -1,0 +1,83 @@
+// The client's address behind load balancers. With TRUSTED_PROXIES (CIDRs) set, a request from
+// one of those addresses is taken to carry the real client in X-Forwarded-For or Forwarded
+// (RFC 7239): the chain is read from the right, past every trusted hop, and the first address
+// that is not trusted is the client. Nobody else can set it: a request straight from a vendor
+// keeps its socket address, whatever headers it sends. Also used for `source_ips:` per client.
+import { BlockList, isIP } from 'node:net';
+
+export class CidrError extends Error {
+  override name = 'CidrError';
+}
+
+/** "10.0.0.0/8", "2001:db8::/32" or a single address. */
+export function cidrList(items: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const raw of items) {
+    const item = raw.trim();
+    const [address, bits, extra] = item.split('/');
+    const family = isIP(address ?? '');
+    const max = family === 6 ? 128 : 32;
+    if (family === 0 || extra !== undefined || (bits !== undefined && (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max))) {
+      throw new CidrError(`"${item}" is not an IP address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)`);
+    }
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(address!, type);
+    else list.addSubnet(address!, Number(bits), type);
+  }
+  return list;
+}
+
+/** An IPv4-mapped IPv6 address ("::ffff:10.0.0.5") as the IPv4 address it is. */
+export function plainAddress(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped ? mapped[1]! : address;
+}
+
+export function contains(list: BlockList, address: string): boolean {
+  const plain = plainAddress(address);
+  const family = isIP(plain);
+  return family !== 0 && list.check(plain, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** The addresses of a Forwarded header's for= parameters, in order ("unknown" and obfuscated ids as given). */
+function forwardedFor(header: string): string[] {
+  const out: string[] = [];
+  for (const element of header.split(',')) {
+    for (const pair of element.split(';')) {
+      const m = /^\s*for\s*=\s*(?:"([^"]*)"|([^\s;,]*))\s*$/i.exec(pair);
+      if (!m) continue;
+      let value = m[1] ?? m[2] ?? '';
+      const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(value);
+      if (v6) value = v6[1]!;
+      else if (/^[\d.]+:\d+$/.test(value)) value = value.slice(0, value.lastIndexOf(':'));
+      out.push(value);
+    }
+  }
+  return out;
+}
+
+/**
+ * The client's address for the audit log and source_ips: the socket's, or, when the socket's
+ * peer is a trusted proxy, the right-most untrusted address of Forwarded (preferred) or
+ * X-Forwarded-For. A malformed entry ends the walk at the trusted hop that passed it on.
+ */
+export function clientAddress(
+  remote: string | undefined,
+  headers: { forwarded?: string | string[] | undefined; 'x-forwarded-for'?: string | string[] | undefined },
+  trusted: BlockList | undefined,
+): string | null {
+  if (remote === undefined) return null;
+  let current = plainAddress(remote);
+  if (!trusted || !contains(trusted, current)) return current;
+  const join = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v.join(',') : v);
+  const forwarded = join(headers.forwarded);
+  const xff = join(headers['x-forwarded-for']);
+  const chain = forwarded !== undefined ? forwardedFor(forwarded) : (xff ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const hop = plainAddress(chain[i]!);
+    if (isIP(hop) === 0) return current;
+    current = hop;
+    if (!contains(trusted, hop)) return hop;
+  }
+  return current;
+}
