@@ -26,6 +26,7 @@ export const DOCUMENTED_SETTINGS: readonly string[] = [
   'PROXY_JWT_ISSUER',
   'PROXY_JWT_CLOCK_TOLERANCE_S',
   'MAX_TOKEN_TTL',
+  'TRUSTED_PROXIES',
   'POLICY_DIR',
   'PORT',
   'HOST',
