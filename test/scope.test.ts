@@ -2,7 +2,8 @@
 // (@gitbeaker/rest) and raw fetches, asserting on what the GitLab stand-in received.
 import { Gitlab } from '@gitbeaker/rest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { matchesScope, parseScopePattern, ScopeResolver } from '../src/scope/scope.ts';
+import { parseScopePattern } from '../src/policy/scope-pattern.ts';
+import { matchesScope, ScopeResolver } from '../src/scope/scope.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 const POLICY = `

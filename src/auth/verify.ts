@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import type { JwtSettings } from '../config/env.ts';
 import { ProxyError } from '../errors.ts';
-import type { Client, Policy } from '../policy/load.ts';
+import type { Client, Policy } from '../types.ts';
 import { publicKeyFromPem } from './keys.ts';
 
 export interface Identity {

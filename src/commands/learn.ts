@@ -2,7 +2,7 @@
 // report mode), the smallest policy that allows exactly that, with ids, numbers, shas and
 // file paths as parameters; or, with --diff, how that compares with its current rules.
 import { generalizePath } from '../policy/generalize.ts';
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 import { decide } from '../policy/policy-tests.ts';
 import { METHODS, parseRule, RuleSyntaxError, type Method } from '../policy/rule.ts';
 import { readAudit, type AuditEntry, type ReadStats } from './audit-lines.ts';

@@ -4,10 +4,10 @@
 // scope (src/scope/scope.ts), resolved through GitLab so that a path in another case or a
 // renamed project's old path is judged by the project it names now.
 import type { Decision } from '../policy/evaluate.ts';
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 import { inScope, type ScopeResolver } from '../scope/scope.ts';
-import type { TokenScope } from '../scope/token-scopes.ts';
-import type { GitRoute } from './route.ts';
+import type { TokenScope } from '../policy/token-scopes.ts';
+import type { GitRoute } from '../request/git-route.ts';
 
 const deny = (reason: string): Decision => ({ allow: false, reason });
 

@@ -6,11 +6,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from '../app.ts';
 import type { RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 import { readBody } from '../request/body.ts';
 import type { CanonicalRequest } from '../request/canonicalize.ts';
 import { authorizeGit } from './authorize.ts';
-import { gitHeaderRules, type GitRoute } from './route.ts';
+import { gitHeaderRules, type GitRoute } from '../request/git-route.ts';
 
 const EMPTY = Buffer.alloc(0);
 

@@ -2,13 +2,13 @@
 // line and body rules, and the project/group scope of `project(fullPath:)` / `group(fullPath:)`.
 // The pipeline (src/app.ts) calls authorizeGraphql from authorize(), checkGraphqlRequestLine
 // before reading the body and checkGraphqlBody after.
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 import { parseJsonStrict } from '../request/json.ts';
 import { ProxyError } from '../errors.ts';
 import { inScope, type ScopeResolver } from '../scope/scope.ts';
 import { analyzeEntry, type EntryAnalysis, type GraphqlEntry } from './document.ts';
 import { graphqlDenied, graphqlMalformed, GraphqlRefusal } from './errors.ts';
-import { READ_API_GRAPHQL, type GraphqlPolicy } from './policy.ts';
+import { READ_API_GRAPHQL, type GraphqlPolicy } from '../policy/graphql-policy.ts';
 
 /** The client's GraphQL policy: its `graphql:` section, else the read_api default, else none. */
 export function graphqlPolicyOf(client: Pick<Client, 'graphql' | 'scopes'>): GraphqlPolicy | undefined {

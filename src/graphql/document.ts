@@ -12,7 +12,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import { graphqlDenied, graphqlMalformed } from './errors.ts';
-import type { FieldTree, GraphqlPolicy } from './policy.ts';
+import type { FieldTree, GraphqlPolicy } from '../policy/graphql-policy.ts';
 
 export type OperationType = 'query' | 'mutation';
 

@@ -4,18 +4,11 @@
 // A refusal is a 429 in GitLab's format with Retry-After, audited as `rate-limited` or
 // `too-many-concurrent`. Both checks are a few arithmetic operations and a Map lookup.
 import { ProxyError } from '../errors.ts';
+import type { RateLimitSpec } from '../types.ts';
+
+export type { RateLimitSpec };
 
 export type RatePeriod = 'second' | 'minute' | 'hour';
-
-export interface RateLimitSpec {
-  /** As written in the policy, e.g. "600/minute". */
-  text: string;
-  /** Requests per period, the sustained rate. */
-  count: number;
-  periodMs: number;
-  /** The bucket's size: how many requests may come at once after a quiet spell. */
-  burst: number;
-}
 
 const PERIOD_MS: Record<RatePeriod, number> = { second: 1000, minute: 60_000, hour: 3_600_000 };
 export const RATE_LIMIT = /^([1-9][0-9]{0,8})\/(second|minute|hour)$/;

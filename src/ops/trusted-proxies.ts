@@ -33,7 +33,12 @@ export function plainAddress(address: string): string {
   return mapped ? mapped[1]! : address;
 }
 
-export function contains(list: BlockList, address: string): boolean {
+/** Anything with BlockList's check(address, type): a BlockList, or a policy's client.sourceIps. */
+export interface AddressSet {
+  check(address: string, type?: 'ipv4' | 'ipv6'): boolean;
+}
+
+export function contains(list: AddressSet, address: string): boolean {
   const plain = plainAddress(address);
   const family = isIP(plain);
   return family !== 0 && list.check(plain, family === 6 ? 'ipv6' : 'ipv4');

@@ -4,7 +4,7 @@
 // with the old key are checked again.
 import type { JwtSettings } from '../config/env.ts';
 import { TokenVerifier, type Identity } from '../auth/verify.ts';
-import type { Policy } from '../policy/load.ts';
+import type { Policy } from '../types.ts';
 
 export class SwappableVerifier extends TokenVerifier {
   #current: TokenVerifier;

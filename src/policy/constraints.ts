@@ -16,26 +16,15 @@ import { ProxyError } from '../errors.ts';
 import { parseJsonStrict } from '../request/json.ts';
 import { multipartFieldNames } from '../request/multipart.ts';
 import { parseParams, rackBase, type Param } from '../request/query.ts';
-import { parseScopePattern, ScopePatternError, type ScopePattern } from '../scope/scope.ts';
-import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
+import { parseScopePattern, ScopePatternError } from './scope-pattern.ts';
+import { parseRule, RuleSyntaxError } from './rule.ts';
+import type { Constraint, Literal, Rule, RuleConstraints, ScopePattern } from '../types.ts';
+
+export type { Constraint, Literal, RuleConstraints };
 import { unknownKeyMessage } from './suggest.ts';
 
-export type Literal = string | number | boolean | null;
 
-export type Constraint =
-  | { kind: 'literal'; value: Literal }
-  | { kind: 'one-of'; values: readonly Literal[] }
-  | { kind: 'pattern'; regex: RegExp; source: string };
 
-export interface RuleConstraints {
-  body: ReadonlyMap<string, Constraint>;
-  query: ReadonlyMap<string, Constraint>;
-  /** Lower-cased: a request carrying any of these keys (body or query) is refused. */
-  denyFields: readonly string[];
-  /** Narrow this rule to these projects / groups (on top of the client's own lists). */
-  projects: readonly ScopePattern[] | undefined;
-  groups: readonly ScopePattern[] | undefined;
-}
 
 /** A rule problem at a place inside the rule's map (for `check`'s file:line:col). */
 export class RuleKeyError extends RuleSyntaxError {

@@ -1,7 +1,7 @@
 // Authorization: a pure function from a client and a canonical request to a decision with
 // the rule or reason behind it. Deny by default. No HTTP framework here.
 import { authorizeGraphql } from '../graphql/check.ts';
-import type { Client } from './load.ts';
+import type { Client } from '../types.ts';
 import type { Method, Rule } from './rule.ts';
 
 export interface AuthorizeInput {

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Client, PolicyProblem } from './load.ts';
+import type { Client, PolicyProblem } from '../types.ts';
 import { Matcher } from './matcher.ts';
 import { parseTests } from './policy-tests.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';

@@ -5,74 +5,23 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLSeq } from 'yaml';
 import { BUILTIN_POLICY_DIR, completeClient, presetFinder, Presets, type PresetFinder } from './extends.ts';
-import type { RateLimitSpec } from '../limits/client-limits.ts';
-import { clientOpsSettings } from '../ops/client-settings.ts';
+import { clientOpsSettings } from './client-settings.ts';
 import { Matcher } from './matcher.ts';
 import { keyOffset, nodeOffset } from './yaml-locate.ts';
-import type { PolicyTest } from './policy-tests.ts';
-import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
+import { parseRule, RuleSyntaxError } from './rule.ts';
+import type { Rule } from '../types.ts';
 import { parseObjectRule, RuleKeyError } from './constraints.ts';
-import { applyClientScope } from '../scope/client-scope.ts';
+import { applyClientScope } from './client-scope.ts';
 import type { z } from 'zod';
 import { CLIENT_NAME, ClientSchema, PolicyFileShape, type ClientDoc } from './schema.ts';
+import { compileGraphqlPolicy, graphqlPolicyProblems } from './graphql-policy.ts';
+import type { Client, Policy, PolicyProblem } from '../types.ts';
+
+export type { Client, Policy, PolicyProblem };
+
 import { keysAt, unknownKeyMessage } from './suggest.ts';
-import type { ScopePattern } from '../scope/scope.ts';
-import type { TokenScope } from '../scope/token-scopes.ts';
-import { compileGraphqlPolicy, graphqlPolicyProblems, type GraphqlPolicy } from '../graphql/policy.ts';
-import type { BlockList } from 'node:net';
 
-export interface Client {
-  name: string;
-  description: string | undefined;
-  disabled: boolean;
-  revokedJti: ReadonlySet<string>;
-  /** Unix seconds; tokens with an earlier iat are refused. */
-  tokensIssuedAfter: number | undefined;
-  allowTokenSelfRead: boolean;
-  /** The preset's rules (minus `remove:`) first, then the client's own. */
-  rules: readonly Rule[];
-  matcher: Matcher;
-  source: string;
-  /** `extends:`, e.g. "presets/glean-readonly". */
-  preset: string | undefined;
-  /** report: what only lacks a rule is forwarded and audited as "would-deny". */
-  mode: 'enforce' | 'report';
-  /** Run by `check`, not by the server. */
-  tests: readonly PolicyTest[];
-  /** upstream_token_file / upstream_token_env: this client's own GitLab token, read at load.
-   *  A function, so that serializing a client never shows it. */
-  upstreamToken?: () => string;
-  upstreamTokenFile?: string;
-  /** rate_limit (+ burst): a token bucket per client per replica. */
-  rateLimit?: RateLimitSpec;
-  /** source_ips: where this client's tokens are accepted from (src/auth/source-ips.ts). */
-  sourceIps?: BlockList;
-  /** `projects:`: every project a request names must match one (src/scope/scope.ts);
-   *  undefined: no project scope. */
-  projects: readonly ScopePattern[] | undefined;
-  /** `groups:`: every group a request names must match one; undefined: no group scope. */
-  groups: readonly ScopePattern[] | undefined;
-  /** `scopes:`: shorthands mirroring GitLab token scopes (docs/policy.md). */
-  scopes: ReadonlySet<TokenScope>;
-  /** `graphql:` (src/graphql/policy.ts); undefined: only read_api's default, if any. */
-  graphql?: GraphqlPolicy;
-}
 
-export interface Policy {
-  clients: ReadonlyMap<string, Client>;
-  /** sha256 over the files' names and contents: what a reload changed. */
-  checksum: string;
-  files: readonly string[];
-  /** Preset files the clients extend. */
-  presets: readonly string[];
-}
-
-export interface PolicyProblem {
-  file: string;
-  line: number;
-  col: number;
-  message: string;
-}
 
 export class PolicyError extends Error {
   override name = 'PolicyError';

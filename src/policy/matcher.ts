@@ -1,6 +1,8 @@
 // Matches a raw path against a client's rules with a segment trie, so a client with
 // thousands of rules costs a walk over the path's segments, not a scan over the rules.
-import type { Method, Rule } from './rule.ts';
+import type { Match, Method, Rule, RuleIndex } from '../types.ts';
+
+export type { Match };
 
 interface Node {
   literals: Map<string, Node>;
@@ -9,15 +11,10 @@ interface Node {
   end: Rule[];
 }
 
-export interface Match {
-  rule: Rule;
-  /** Values of the rule's `:name` segments, raw (still percent-encoded). */
-  params: Record<string, string>;
-}
 
 const newNode = (): Node => ({ literals: new Map(), params: new Map(), globstar: [], end: [] });
 
-export class Matcher {
+export class Matcher implements RuleIndex {
   readonly #root = newNode();
 
   constructor(rules: readonly Rule[]) {

@@ -4,18 +4,13 @@
 import { ProxyError } from '../errors.ts';
 import { canonicalize } from '../request/canonicalize.ts';
 import { authorize, type AuthorizeInput } from './evaluate.ts';
-import type { Client, Policy, PolicyProblem } from './load.ts';
-import type { Method, Rule } from './rule.ts';
+import type { Client, Method, Policy, PolicyProblem, PolicyTest, Rule } from '../types.ts';
 import type { PolicyTestDoc } from './schema.ts';
 import { wouldDeny } from './report.ts';
-import type { Located } from './yaml-locate.ts';
+import type { Located } from '../types.ts';
 
-export interface PolicyTest {
-  expect: 'allow' | 'deny';
-  method: string;
-  target: string;
-  where: Located;
-}
+export type { PolicyTest };
+
 
 export function parseTests(docs: readonly PolicyTestDoc[], at: (index: number) => Located): PolicyTest[] {
   return docs.map((doc, i) => {

@@ -2,7 +2,7 @@
 // written. A request its rules only fail to name is forwarded and audited as "would-deny";
 // every other refusal stands in every mode.
 import { authorize, type AuthorizeInput, type Decision } from './evaluate.ts';
-import type { Client } from './load.ts';
+import type { Client } from '../types.ts';
 
 /** The denials that mean "no rule names this request" (also through a ".json" reading).
  *  Not among them: canonicalization refusals (malformed, sudo, smuggling, credentials),

@@ -4,28 +4,12 @@
 // `:name` is exactly one non-empty raw segment (an encoded slash stays inside it);
 // `*` is one segment; `**` is zero or more trailing segments, last position only.
 
-import type { RuleConstraints } from './constraints.ts';
+import { METHODS, type Method, type Rule, type Segment } from '../types.ts';
 
-export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-export type Method = (typeof METHODS)[number];
+export { METHODS };
+export type { Method, Rule, Segment };
 
-export type Segment =
-  | { kind: 'literal'; value: string }
-  | { kind: 'param'; name: string }
-  | { kind: 'star' }
-  | { kind: 'globstar' };
 
-export interface Rule {
-  /** The rule as written, e.g. "GET,POST /api/v4/projects/:id/notes". */
-  text: string;
-  methods: ReadonlySet<Method>;
-  segments: Segment[];
-  /** Where it was written: "policies/packit.yaml:7". */
-  source: string;
-  /** Object rules only: query/body constraints, deny_fields and the rule's own
-   *  projects/groups (src/policy/constraints.ts). */
-  constraints?: RuleConstraints;
-}
 
 export class RuleSyntaxError extends Error {
   override name = 'RuleSyntaxError';

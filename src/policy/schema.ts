@@ -1,8 +1,8 @@
 // The policy file's shape, defined once: the loader validates with it and the JSON Schema
 // shipped for editors is generated from it, so the two cannot drift apart.
 import { z } from 'zod';
-import { GraphqlPolicySchema } from '../graphql/policy.ts';
-import { TOKEN_SCOPES } from '../scope/token-scopes.ts';
+import { GraphqlPolicySchema } from './graphql-policy.ts';
+import { TOKEN_SCOPES } from './token-scopes.ts';
 
 export const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** A preset's name, which is also its file name without ".yaml". */

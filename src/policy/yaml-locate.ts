@@ -1,13 +1,9 @@
 // Where a value sits in a YAML document, as "line:col", so every policy problem points at
 // the text the operator has to change.
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import type { Located } from '../types.ts';
 
-export interface Located {
-  file: string;
-  line: number;
-  col: number;
-}
-
+export type { Located };
 export interface ParsedYaml {
   doc: Document;
   /** Position of the node at `path` (or of its nearest existing ancestor). */

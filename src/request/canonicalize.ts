@@ -3,7 +3,7 @@
 // is evaluated on this reading and the proxy forwards exactly these bytes.
 // The rules and the GitLab behaviour behind each are listed in docs/security.md.
 import { malformed, ProxyError } from '../errors.ts';
-import { gitHeaderRules, gitRoute, type GitRoute } from '../git/route.ts';
+import { gitHeaderRules, gitRoute, type GitRoute } from './git-route.ts';
 import { readHeaders, type ClientCredential } from './headers.ts';
 import { parseParams, type Param } from './query.ts';
 

@@ -2,7 +2,7 @@
 // from Node, pulls out the client's credential, and builds the outbound header set from an
 // allowlist, so nothing the client sends reaches GitLab unless it is named here.
 import { malformed, ProxyError } from '../errors.ts';
-import type { GitHeaderRules } from '../git/route.ts';
+import type { GitHeaderRules } from './git-route.ts';
 
 /** Headers that must appear at most once: Node keeps the first of some duplicates and joins
  *  others, while Puma/Rack keeps the last, so two copies have two readings. */

@@ -4,7 +4,7 @@
 // scope asks GitLab who a project or group is (src/scope/scope.ts).
 import { bodyFields, constraintFailure, type ConstraintInput } from '../policy/constraints.ts';
 import type { Decision } from '../policy/evaluate.ts';
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 import type { Match } from '../policy/matcher.ts';
 import type { Method, Rule } from '../policy/rule.ts';
 import type { Param } from '../request/query.ts';

@@ -3,7 +3,7 @@
 // against a path pattern, a renamed project's old path) is reported as not checked offline.
 import { describeConstraints } from '../policy/constraints.ts';
 import type { Decision } from '../policy/evaluate.ts';
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 import type { Method } from '../policy/rule.ts';
 import { listKind, namedTargets } from './enforce.ts';
 import type { ScopePattern } from './scope.ts';

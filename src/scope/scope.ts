@@ -8,59 +8,15 @@
 // with the current project: app/models/route.rb, RedirectRoute; lib/api/helpers.rb
 // find_project -> Project.find_by_full_path(follow_redirects: true)) is judged by its
 // current path, and an id is judged by the path it has now.
-import type { Client } from '../policy/load.ts';
+import type { Client, ScopeKind, ScopePattern, ScopeTarget } from '../types.ts';
 
-/** A compiled entry of `projects:` / `groups:`. */
-export type ScopePattern =
-  | { kind: 'id'; id: number; text: string }
-  | {
-      kind: 'path';
-      /** Lower-cased segments; "*" matches one segment, "**" any number (also none). */
-      parts: readonly string[];
-      text: string;
-    };
+export type { ScopeKind, ScopePattern, ScopeTarget };
 
-export type ScopeKind = 'project' | 'group';
-
-export interface ScopeTarget {
-  id: number;
-  fullPath: string;
-}
-
-/** GitLab's path segment characters (app/models/namespace.rb, lib/gitlab/path_regex.rb):
- *  letters, digits, "_", "-", "." (not first). Pattern segments may also be "*" or "**". */
+/** GitLab's path segment characters (app/models/namespace.rb, lib/gitlab/path_regex.rb). */
 const PATH_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const NUMERIC = /^[1-9][0-9]{0,15}$/;
 
-export class ScopePatternError extends Error {
-  override name = 'ScopePatternError';
-}
 
-/** Parses one entry of `projects:` / `groups:`: a full path with optional * / **, or an id. */
-export function parseScopePattern(entry: unknown): ScopePattern {
-  if (typeof entry === 'number') {
-    if (!Number.isSafeInteger(entry) || entry < 1) throw new ScopePatternError(`bad id ${entry}: ids are whole numbers from 1`);
-    return { kind: 'id', id: entry, text: String(entry) };
-  }
-  if (typeof entry !== 'string') throw new ScopePatternError('an entry is a full path such as "acme/platform/*" or a numeric id');
-  if (NUMERIC.test(entry)) return { kind: 'id', id: Number(entry), text: entry };
-  const parts = entry.split('/');
-  for (const [i, part] of parts.entries()) {
-    if (part === '**') {
-      if (i === 0) throw new ScopePatternError(`bad pattern "${entry}": it must start with a top-level group, not **`);
-      continue;
-    }
-    if (part === '*') {
-      if (i === 0) throw new ScopePatternError(`bad pattern "${entry}": it must start with a top-level group, not *`);
-      continue;
-    }
-    if (part === '') throw new ScopePatternError(`bad pattern "${entry}": empty segment (a leading, trailing or double /)`);
-    if (!PATH_SEGMENT.test(part)) {
-      throw new ScopePatternError(`bad pattern "${entry}": "${part}" is not a GitLab path segment (letters, digits, _ - ., or a whole * or **)`);
-    }
-  }
-  return { kind: 'path', parts: parts.map((p) => p.toLowerCase()), text: entry };
-}
 
 /** True when any pattern names the target (paths compared case-insensitively). */
 export function matchesScope(patterns: readonly ScopePattern[], target: ScopeTarget): boolean {

@@ -3,7 +3,7 @@
 import type { RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
 import type { Decision } from '../policy/evaluate.ts';
-import type { Client } from '../policy/load.ts';
+import type { Client } from '../types.ts';
 import type { CanonicalRequest } from '../request/canonicalize.ts';
 import { enforce, needsEnforcement } from './enforce.ts';
 import type { ScopeResolver } from './scope.ts';

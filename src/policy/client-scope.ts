@@ -1,8 +1,9 @@
 // A client's `projects:`, `groups:` and `scopes:` keys, compiled onto the Client after its
 // rules (and its preset's) are in place.
-import type { Client } from '../policy/load.ts';
-import { Matcher } from '../policy/matcher.ts';
-import { parseScopePattern, ScopePatternError, type ScopePattern } from './scope.ts';
+import type { Client } from '../types.ts';
+import { Matcher } from './matcher.ts';
+import { parseScopePattern, ScopePatternError } from './scope-pattern.ts';
+import type { ScopePattern } from '../types.ts';
 import { scopeRules, TOKEN_SCOPES, type TokenScope } from './token-scopes.ts';
 
 /**

@@ -3,10 +3,12 @@
 // (so the matcher, explain, the audit line and report mode treat them like any other);
 // read_repository and write_repository are only validated here: git over HTTP reads
 // `client.scopes` itself.
-import { parseRule, type Rule } from '../policy/rule.ts';
+import { parseRule } from './rule.ts';
+import type { Rule, TokenScope } from '../types.ts';
 
-export const TOKEN_SCOPES = ['read_api', 'read_user', 'read_repository', 'write_repository'] as const;
-export type TokenScope = (typeof TOKEN_SCOPES)[number];
+export type { TokenScope };
+
+export const TOKEN_SCOPES = ['read_api', 'read_user', 'read_repository', 'write_repository'] as const satisfies readonly TokenScope[];
 
 /**
  * The REST rules a scope stands for. GET admits HEAD (src/policy/rule.ts).

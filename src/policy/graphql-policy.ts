@@ -1,6 +1,9 @@
 // The `graphql:` key of a client: which GraphQL operations and fields it may send to
 // /api/graphql. Defined once here (zod), used by the policy schema and compiled by the loader.
 import { z } from 'zod';
+import type { FieldTree, GraphqlPolicy } from '../types.ts';
+
+export type { FieldTree, GraphqlPolicy };
 
 /** A field entry: a root field ("project"), a dotted path ("group.descendantGroups"), and
  *  for mutations the same behind "mutation." ("mutation.createIssue"). Each part is a
@@ -43,24 +46,7 @@ export const GraphqlPolicySchema = z
 
 export type GraphqlPolicyDoc = z.infer<typeof GraphqlPolicySchema>;
 
-/** A level of allowed field names: `all` allows every field below this point. */
-export interface FieldTree {
-  all: boolean;
-  children: Map<string, FieldTree>;
-}
 
-export interface GraphqlPolicy {
-  operations: ReadonlySet<'query' | 'mutation'>;
-  /** Root levels: query fields, and mutation fields (entries written "mutation.x"). */
-  query: FieldTree;
-  mutation: FieldTree;
-  operationNames: ReadonlySet<string> | undefined;
-  introspection: boolean;
-  maxDepth: number;
-  maxLength: number;
-  /** Where the policy came from, for the audit line: "graphql" or "scopes: read_api". */
-  source: string;
-}
 
 const tree = (all = false): FieldTree => ({ all, children: new Map() });
 

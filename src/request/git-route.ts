@@ -12,7 +12,7 @@
 // newRequest, "a new request without body"),
 // so the pack negotiation never goes through Rack's parameter parsing.
 import { malformed, ProxyError } from '../errors.ts';
-import type { Param } from '../request/query.ts';
+import type { Param } from './query.ts';
 
 export type GitService = 'git-upload-pack' | 'git-receive-pack';
 
