@@ -1,26 +1,25 @@
-// The request pipeline, top to bottom:
-//   canonicalize -> authenticate -> authorize -> read and check the body -> forward
-// The audit line is written by the server edge (server.ts) when the response ends.
+// The request path, top to bottom:
+//   canonicalize -> authenticate -> admit -> decide -> forward (or answer the refusal)
+// Each step is one call; what each found goes on the request's context, from which the
+// server edge (server.ts) writes the audit line when the response ends. Hono only routes.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
+import { identifyForAudit } from './auth/identify.ts';
 import type { TokenVerifier } from './auth/verify.ts';
 import { keepRefusedIdentity } from './auth/refused-identity.ts';
 import { sourceAllowed } from './auth/source-ips.ts';
+import { getCatalogue } from './catalogue/catalogue.ts';
 import { contextOf, type RequestContext } from './context.ts';
-import { errorResponse, ProxyError } from './errors.ts';
+import { decide } from './decision/decide.ts';
+import { answer, ProxyError, refusal, type Refusal } from './errors.ts';
 import type { Forwarder } from './forward/forward.ts';
-import { LimitError } from './limits/client-limits.ts';
-import { authorize } from './policy/evaluate.ts';
-import type { Client, Policy } from './policy/load.ts';
-import { wouldDeny } from './policy/report.ts';
-import { checkBody, readBody } from './request/body.ts';
-import { checkGraphqlBody, checkGraphqlRequestLine } from './graphql/check.ts';
-import { GraphqlRefusal } from './graphql/errors.ts';
+import { gitChallenge } from './git/challenge.ts';
+import { readBody } from './request/body.ts';
 import { canonicalize, type CanonicalRequest } from './request/canonicalize.ts';
-import { gitChallenge, serveGit } from './git/serve.ts';
 import type { ScopeResolver } from './scope/scope.ts';
-import { enforceStep, listHeaders } from './scope/step.ts';
+import type { Client, Decision, Policy } from './types.ts';
 
 export interface AppDeps {
   policy: () => Policy;
@@ -33,75 +32,63 @@ export interface AppDeps {
   maxBodyBytes: number;
   ready: () => Promise<boolean>;
   onInternalError: (err: unknown, ctx: RequestContext) => void;
-  /** Per-client limits (src/limits/client-limits.ts): throws a LimitError (429) to refuse. */
+  /** Per-client limits (src/limits/client-limits.ts): throws a 429 refusal. */
   admit?: (client: Client, ctx: RequestContext) => void;
-  /** Resolves projects and groups for `projects:` / `groups:` scope (src/scope/scope.ts).
-   *  Without it, a client with a scope list is refused whatever it names (scope-unresolved). */
+  /** Resolves projects and groups for `projects:` / `groups:` scope (src/scope/scope.ts). */
   scope?: ScopeResolver;
 }
 
 type Env = { Bindings: HttpBindings };
-const EMPTY = Buffer.alloc(0);
 const ALLOW_HEADER = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
-
+  getCatalogue(); // GitLab's route table, built once now rather than on the first request
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));
-
-  app.all('*', async (c) => {
-    const { incoming, outgoing } = c.env;
-    const ctx = contextOf(incoming);
-    try {
-      const req = canonicalize(incoming.method ?? '', incoming.url ?? '', incoming.rawHeaders, deps.publicRoot);
-      ctx.queryKeys = req.query.map((p) => p.key);
-      if (req.method === 'OPTIONS') return answerOptions(c, ctx);
-
-      const client = await authenticate(req, ctx, deps);
-      deps.admit?.(client, ctx);
-      // Git over HTTP: scopes and projects, not rules (src/git/).
-      if (req.git) {
-        await serveGit(incoming, outgoing, req, req.git, client, ctx, deps);
-        return RESPONSE_ALREADY_SENT;
-      }
-      const input = { method: req.method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
-      const decision = authorize(client, input);
-      // Report mode: a request that only lacks a rule goes through, audited as "would-deny".
-      const reportOnly = wouldDeny(client, input, decision);
-      // GraphQL denials answer in GraphQL's error format (src/graphql/errors.ts).
-      if (!decision.allow && req.surface === 'graphql' && decision.reason.startsWith('graphql:')) throw new GraphqlRefusal('forbidden', decision.reason);
-      if (!decision.allow && !reportOnly) throw new ProxyError('forbidden', decision.reason);
-      if (req.surface === 'graphql') checkGraphqlRequestLine(incoming.url ?? '', req.body);
-      ctx.rule = !decision.allow ? null : decision.rule ? `${decision.rule.text} (${decision.rule.source})` : decision.reason;
-
-      const body = req.body ? await readBody(incoming, deps.maxBodyBytes, req.body.length) : EMPTY;
-      ctx.bytesIn = body.length;
-      if (req.surface === 'graphql') ctx.rule = `${ctx.rule ?? 'graphql'}: ${await checkGraphqlBody(client, body, deps.scope)}`;
-      else checkBody(body, incoming.headers['content-type'], req);
-      // Object rules' constraints and project/group scope (src/scope/enforce.ts).
-      const scoped = req.surface === 'api' ? await enforceStep(client, decision, req, body, incoming.headers['content-type'], ctx, deps.scope) : undefined;
-
-      ctx.decision = reportOnly ? 'would-deny' : 'allow';
-      ctx.reason = reportOnly ? decision.reason : (scoped?.note ?? null);
-      await deps.forwarder.forward(incoming, outgoing, {
-        ctx,
-        target: req.path + (req.forwardQuery ? `?${req.forwardQuery}` : ''),
-        headers: scoped?.listFilter ? listHeaders(req.forwardHeaders) : { ...req.forwardHeaders },
-        body,
-        listFilter: scoped?.listFilter,
-        publicBase: deps.publicBase ?? `http://${req.host ?? 'localhost'}`,
-        allowsLocation: (location) => allowsLocation(client, location),
-        token: client.upstreamToken?.(),
-      });
-      return RESPONSE_ALREADY_SENT;
-    } catch (err) {
-      if (ctx.client === null && !(err instanceof ProxyError && err.code === 'unauthorized')) await identifyForAudit(incoming.rawHeaders, ctx, deps);
-      return refuse(c, ctx, err, deps);
-    }
-  });
-
+  app.all('*', (c) => handle(c.env.incoming, c.env.outgoing, deps));
   return app;
+}
+
+async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps: AppDeps): Promise<Response> {
+  const ctx = contextOf(incoming);
+  try {
+    const request = canonicalize(incoming.method ?? '', incoming.url ?? '', incoming.rawHeaders, deps.publicRoot);
+    ctx.queryKeys = request.query.map((p) => p.key);
+    // Answered for anyone, before authentication, as GitLab does (decide() says the same).
+    if (request.method === 'OPTIONS') return answerOptions(ctx);
+
+    const client = await authenticate(request, ctx, deps);
+    deps.admit?.(client, ctx);
+    const decision = await decide({
+      request,
+      client,
+      readBody: () => readBody(incoming, deps.maxBodyBytes, request.body?.length),
+      resolver: deps.scope,
+    });
+    record(ctx, decision);
+    if (decision.refusal) return refuse(incoming, ctx, decision.refusal, deps);
+
+    const publicBase = deps.publicBase ?? `http://${request.host ?? 'localhost'}`;
+    await deps.forwarder.forward(incoming, outgoing, {
+      ...decision.forward!,
+      ctx,
+      publicBase,
+      // GitLab serves a renamed project's old path itself: no redirect is followed on git routes.
+      allowsLocation: request.git ? async () => false : (location) => allowsLocation(client, location, deps),
+      token: client.upstreamToken?.(),
+    });
+    return RESPONSE_ALREADY_SENT;
+  } catch (err) {
+    if (err instanceof ProxyError) {
+      // A request refused before the decision (canonicalization, authentication, limits) is
+      // still attributed to its client when it carries a valid token: who tried matters.
+      if (ctx.client === null && err.code !== 'unauthorized') await identifyForAudit(incoming.rawHeaders, ctx, deps.verifier, deps.policy());
+      return refuse(incoming, ctx, err.refusal, deps);
+    }
+    deps.onInternalError(err, ctx);
+    return refuse(incoming, ctx, refusal('internal-error'), deps);
+  }
 }
 
 async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: AppDeps): Promise<Client> {
@@ -116,79 +103,45 @@ async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: Ap
   return identity.client;
 }
 
-/**
- * A request refused before authentication (sudo, a bad path) is still attributed to its
- * client in the audit log when it carries a valid token in a header: the security team wants
- * to know who tried. Best effort; it never changes the answer.
- */
-async function identifyForAudit(rawHeaders: readonly string[], ctx: RequestContext, deps: AppDeps): Promise<void> {
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    const value = rawHeaders[i + 1]!.trim();
-    const token = name === 'private-token' ? value
-      : name === 'authorization' && /^bearer /i.test(value) ? value.slice(7).trim()
-        : name === 'authorization' && /^basic /i.test(value) ? basicPassword(value.slice(6).trim())
-          : undefined;
-    if (token === undefined) continue;
-    try {
-      const identity = await deps.verifier.verify(token, deps.policy());
-      ctx.client = identity.client.name;
-      ctx.jti = identity.jti ?? null;
-    } catch {
-      // Not a valid token: the line stays anonymous.
-    }
-    return;
-  }
+/** What the audit line says of the decision. */
+function record(ctx: RequestContext, decision: Decision): void {
+  ctx.decision = decision.verdict;
+  ctx.reason = decision.reason;
+  ctx.detail = decision.detail ?? null;
+  ctx.rule = decision.ruleLabel;
+  ctx.route = decision.route?.name ?? null;
+  ctx.bytesIn = decision.bytesIn;
 }
 
-function basicPassword(b64: string): string | undefined {
-  const decoded = Buffer.from(b64, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return colon === -1 ? undefined : decoded.slice(colon + 1);
-}
-
-function answerOptions(c: Context<Env>, ctx: RequestContext): Response {
-  // Grape answers OPTIONS for every route itself (Grape README, "Allowed Methods"); the
-  // proxy does the same instead of forwarding, without revealing the client's policy.
-  ctx.decision = 'local';
-  ctx.reason = 'options';
-  c.header('Allow', ALLOW_HEADER);
-  return c.body(null, 204);
-}
-
-/** May this client follow a redirect to `location` (a path relative to the proxy's base)? */
-function allowsLocation(client: Client, location: string): boolean {
-  const q = location.indexOf('?');
-  const path = q === -1 ? location : location.slice(0, q);
+/** May this client follow a redirect to `location` (a path relative to the proxy's base)?
+ *  Decided as a GET of that path would be. */
+async function allowsLocation(client: Client, location: string, deps: AppDeps): Promise<boolean> {
+  let request: CanonicalRequest;
   try {
-    const req = canonicalize('GET', path, [], '');
-    const input = { method: 'GET' as const, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
-    const decision = authorize(client, input);
-    return decision.allow || wouldDeny(client, input, decision);
+    request = canonicalize('GET', location, [], '');
   } catch {
     return false;
   }
+  const decision = await decide({ request, client, readBody: async () => Buffer.alloc(0), resolver: deps.scope });
+  return decision.verdict === 'allow' || decision.verdict === 'would-deny';
 }
 
-function refuse(c: Context<Env>, ctx: RequestContext, err: unknown, deps: AppDeps): Response {
-  const incoming = c.env.incoming;
-  let refusal: ProxyError;
-  if (err instanceof ProxyError) {
-    refusal = err;
-  } else {
-    deps.onInternalError(err, ctx);
-    refusal = new ProxyError('internal', 'internal-error');
-  }
+function answerOptions(ctx: RequestContext): Response {
+  ctx.decision = 'local';
+  ctx.reason = 'options';
+  return new Response(null, { status: 204, headers: { allow: ALLOW_HEADER } });
+}
+
+function refuse(incoming: IncomingMessage, ctx: RequestContext, r: Refusal, deps: AppDeps): Response {
   ctx.decision = 'deny';
-  ctx.reason = refusal.reason;
-  const { status, body } = refusal instanceof GraphqlRefusal ? refusal.response() : errorResponse(refusal);
+  ctx.reason = r.reason;
+  ctx.detail = r.detail ?? r.message ?? null;
+  const { status, headers, body } = answer(r, {
+    reqId: ctx.reqId,
+    challenge: gitChallenge(incoming, deps.publicRoot),
+    // A body we did not read whole must not be parsed as the start of the next request.
+    bodyUnread: !incoming.complete,
+  });
   ctx.bytesOut = Buffer.byteLength(body);
-  // A body we did not read whole, or whose framing we distrust, must not be parsed as the
-  // start of the next request on this connection.
-  if (refusal.closeConnection || !incoming.complete) c.header('Connection', 'close');
-  c.header('X-Request-Id', ctx.reqId);
-  const challenge = refusal.code === 'unauthorized' ? gitChallenge(incoming, deps.publicRoot) : undefined;
-  if (challenge) c.header('WWW-Authenticate', challenge);
-  if (refusal instanceof LimitError) c.header('Retry-After', String(refusal.retryAfterSeconds));
-  return c.body(body, status as 400, { 'Content-Type': 'application/json' });
+  return new Response(body, { status, headers });
 }

@@ -6,21 +6,20 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { kidOfFile, signingKeyFromPem } from './auth/signing-key.ts';
 import { mint, parseDuration } from './auth/mint.ts';
 import { ConfigError, loadJwtSettings } from './config/env.ts';
-import { ProxyError } from './errors.ts';
-import { authorize } from './policy/evaluate.ts';
 import { auditReport } from './commands/audit-report.ts';
+import { CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
+import { nearestRoute, routesOfRule } from './catalogue/coverage.ts';
+import { describeRoute } from './catalogue/floor.ts';
+import { checkJson, reachText } from './commands/check-report.ts';
 import { parseTime } from './commands/audit-lines.ts';
 import { learn } from './commands/learn.ts';
 import { SCHEMA_FILE, writeSchema } from './commands/schema.ts';
-import { checkPolicyDir } from './policy/check.ts';
+import { checkPolicyDir } from './commands/check.ts';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
-import { wouldDeny } from './policy/report.ts';
-import type { Method } from './policy/rule.ts';
-import { canonicalize } from './request/canonicalize.ts';
-import { explainGraphqlQuery } from './graphql/check.ts';
+import { parseRule, RuleSyntaxError } from './policy/rule.ts';
 import { runServe } from './serve.ts';
 import { adminUrlFrom, reloadCommand } from './commands/reload.ts';
-import { offlineNotes } from './scope/explain.ts';
+import { explain } from './commands/explain.ts';
 
 const USAGE: Record<string, string> = {
   main: `gitlab-scope-proxy: a scoped, audited proxy in front of GitLab
@@ -51,11 +50,14 @@ on loopback; or --admin URL), to reload its policy and secrets: POST /-/reload, 
 does. Prints what changed; exit 1 and the problems if the new files were refused (the old ones
 stay in force), exit 2 if the proxy cannot be reached. --reopen-audit only reopens AUDIT_LOG
 (POST /-/reopen, what SIGUSR1 does), for log rotation.`,
-  check: `Usage: gitlab-scope-proxy check [--policies DIR]
+  check: `Usage: gitlab-scope-proxy check [--policies DIR] [--json]
 
 Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies), the presets
 they extend and every preset in DIR/presets/, runs each client's tests:, and reports every
-problem as "file:line:col message". Exit 1 if there is any.`,
+problem as "file:line:col message". A rule that matches no GitLab route is a problem (with the
+nearest real route). Exit 1 if there is any. Then, per client, the GitLab routes it reaches
+by risk class, with examples, and a warning for admin, destructive, membership and
+exfiltration grants. --json prints all of it as JSON for CI.`,
   token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE] [--kid ID] [--json]
 
 Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECRET
@@ -66,14 +68,22 @@ Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy), issuer PROXY_JWT_ISSUE
 --expires-in accepts s, m, h, d, w (default 90d), at most MAX_TOKEN_TTL (default 365d).
 --json prints {"token", "client", "jti", "kid", "issued_at", "expires_at", "exp"}: the jti
 is what revoked_jti takes.`,
-  explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--graphql-query Q] METHOD TARGET
+  explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--body FILE|-]
+                                [--content-type TYPE] [--header 'Name: value']...
+                                [--graphql-query Q] [--gitlab] METHOD TARGET
+       gitlab-scope-proxy explain --rule 'METHODS PATH'
 
-Prints "allow" or "deny" and the rule or reason that decided, for METHOD TARGET
-(e.g. GET /api/v4/projects/5) as client NAME, without calling GitLab. For a client in
-report mode, a denial the proxy forwards anyway prints "would-deny".
-POST /api/graphql prints "needs-body" unless --graphql-query gives the query text to check
-(operations, fields, depth, length; project and group scope needs GitLab and is not checked).
-Exit 0 for allow, 1 for deny, would-deny or needs-body.`,
+Prints how the proxy decides METHOD TARGET (e.g. GET /api/v4/projects/5?page=2) from client
+NAME, decided by the same code as the running proxy, without sending it: "allow" with the
+rule, "deny" with the reason and the status, "would-deny" for what report mode forwards,
+"local" for what the proxy answers itself. --body gives the request body (a file, or - for
+standard input) and --content-type its type; --header adds a header (repeatable).
+--graphql-query Q is the body {"query": Q} as application/json (for POST /api/graphql).
+Projects and groups named by full path are taken to be current offline; --gitlab resolves
+ids and paths through GITLAB_URL with GITLAB_TOKEN (or GITLAB_TOKEN_FILE) instead.
+A second line names the GitLab route reached ("route<TAB>GET /api/v4/projects/:id (Projects)")
+and its risk class. --rule lists every GitLab route a rule covers, with its class.
+Exit 0 for allow or local, 1 for deny or would-deny.`,
   learn: `Usage: gitlab-scope-proxy learn --client NAME [--diff [--policies DIR]] [FILE...]
 
 Reads audit logs (FILEs, plain or gzip; standard input when none or "-") and prints the
@@ -117,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
     case 'token':
       return token(rest);
     case 'explain':
-      return explain(rest);
+      return explainCommand(rest);
     case 'learn':
       return learnCommand(rest);
     case 'audit':
@@ -156,15 +166,23 @@ function policyDirOf(flag: string | undefined): string {
   return flag ?? (process.env.POLICY_DIR || './policies');
 }
 
-function check(args: string[]): number {
-  const { values } = parse(args, { policies: { type: 'string' } }, USAGE.check!);
+async function check(args: string[]): Promise<number> {
+  const { values } = parse(args, { policies: { type: 'string' }, json: { type: 'boolean' } }, USAGE.check!);
   if (values.help) return help('check');
   const dir = policyDirOf(values.policies as string | undefined);
-  const { policy, problems, presets, tests } = checkPolicyDir(dir);
+  const result = await checkPolicyDir(dir);
+  const { policy, problems, presets, tests } = result;
+  if (values.json) {
+    console.log(JSON.stringify(checkJson(dir, result, problems.map(formatProblem)), null, 2));
+    return policy && problems.length === 0 ? 0 : 1;
+  }
   if (policy && problems.length === 0) {
     const rules = [...policy.clients.values()].reduce((n, c) => n + c.rules.length, 0);
     const more = [presets ? `${presets} presets` : '', tests ? `${tests} tests passed` : ''].filter(Boolean);
     console.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})${more.length ? `; ${more.join(', ')}` : ''}`);
+    // What each client reaches in GitLab's route table, and warnings for risky classes.
+    const reach = reachText(result.reach);
+    if (reach) console.log(reach);
     return 0;
   }
   for (const p of problems) console.log(formatProblem(p));
@@ -246,9 +264,20 @@ function warnIfUnknownClient(client: string): void {
   }
 }
 
-function explain(args: string[]): number {
-  const { values, positionals } = parse(args, { policies: { type: 'string' }, client: { type: 'string' }, 'graphql-query': { type: 'string' } }, USAGE.explain!, true);
+async function explainCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    policies: { type: 'string' },
+    client: { type: 'string' },
+    'graphql-query': { type: 'string' },
+    body: { type: 'string' },
+    'content-type': { type: 'string' },
+    header: { type: 'string', multiple: true },
+    gitlab: { type: 'boolean' },
+    rule: { type: 'string' },
+  }, USAGE.explain!, true);
   if (values.help) return help('explain');
+  // --rule: the GitLab routes one rule covers (src/catalogue/coverage.ts).
+  if (values.rule !== undefined) return explainRule(values.rule as string);
   const name = values.client as string | undefined;
   if (!name || positionals.length !== 2) throw new UsageError(`--client, METHOD and TARGET are required\n\n${USAGE.explain}`);
   const [method, target] = positionals as [string, string];
@@ -262,45 +291,54 @@ function explain(args: string[]): number {
     return 2;
   }
   const client = policy.clients.get(name);
+  // As `serve` answers such a token: 401 before any rule is looked at.
   if (!client) {
     console.log(`deny\tunknown-client: no client "${name}" in ${dir} (401)`);
     return 1;
   }
   if (client.disabled) {
-    console.log(`deny\tclient-disabled (401)`);
+    console.log('deny\tclient-disabled (401)');
     return 1;
   }
+  return explain({
+    client, method, target,
+    headers: (values.header as string[] | undefined) ?? [],
+    contentType: values['content-type'] as string | undefined,
+    body: values.body === undefined ? undefined : readBodyFile(values.body as string),
+    graphqlQuery: values['graphql-query'] as string | undefined,
+    gitlab: values.gitlab === true,
+    env: process.env,
+    out: (line) => console.log(line),
+  });
+}
+
+function explainRule(text: string): number {
+  let rule;
   try {
-    const req = canonicalize(method, target, ['Host', 'localhost'], '');
-    if (req.method === 'OPTIONS') {
-      console.log('allow\toptions: answered by the proxy itself, never forwarded');
-      return 0;
-    }
-    const input = { method: req.method as Method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface };
-    const decision = authorize(client, input);
-    if (decision.allow && req.surface === 'graphql') {
-      // POST /api/graphql: the JSON body decides (src/graphql/).
-      const query = values['graphql-query'] as string | undefined;
-      if (query === undefined) {
-        console.log(`needs-body\t${decision.reason}: the JSON body decides (POST, Content-Type: application/json, no query string); check one with --graphql-query '{ ... }'`);
-        return 1;
-      }
-      const scoped = client.projects !== undefined || client.groups !== undefined;
-      console.log(`allow\t${decision.reason}: ${explainGraphqlQuery(client, query)}${scoped ? '\t(project and group scope is checked against GitLab when served)' : ''}`);
-      return 0;
-    }
-    if (decision.allow) {
-      // Constraints and project/group scope are checked per request (src/scope/explain.ts).
-      const notes = offlineNotes(client, decision, input.method, input.segments);
-      console.log(`allow\t${decision.rule ? `${decision.rule.text}\t(${decision.rule.source})` : decision.reason}${notes.length ? `\t(${notes.join('; ')})` : ''}`);
-      return 0;
-    }
-    console.log(wouldDeny(client, input, decision) ? `would-deny\t${decision.reason}\t(report mode: forwarded and audited)` : `deny\t${decision.reason}`);
-    return 1;
+    rule = parseRule(text, 'explain --rule');
   } catch (err) {
-    if (!(err instanceof ProxyError)) throw err;
-    console.log(`deny\t${err.reason}${err.detail && err.detail !== err.reason ? `: ${err.detail}` : ''} (${err.status})`);
+    if (!(err instanceof RuleSyntaxError)) throw err;
+    throw new UsageError(`--rule: ${err.message}`);
+  }
+  const routes = routesOfRule(rule);
+  if (routes.length === 0) {
+    const near = nearestRoute(rule);
+    console.log(`none\t"${text}" matches no GitLab route${near ? `; nearest: ${near.method} ${near.template}` : ''}`);
     return 1;
+  }
+  for (const r of routes) {
+    const refused = r.class === 'credential' ? '\t(refused by the floor)' : r.class === 'admin' ? '\t(needs admin: true)' : '';
+    console.log(`${r.class}\t${describeRoute(r)}${refused}`);
+  }
+  console.error(`${routes.length} GitLab route${routes.length === 1 ? '' : 's'} (GitLab ${CATALOGUE_SOURCE.gitlab})`);
+  return 0;
+}
+
+function readBodyFile(file: string): Buffer {
+  try {
+    return readFileSync(file === '-' ? 0 : file);
+  } catch (err) {
+    throw new UsageError(`--body: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
 

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditDecision, AuditRecord } from './audit/audit.ts';
+import type { Reason } from './types.ts';
 
 export interface RequestContext {
   reqId: string;
@@ -12,8 +13,11 @@ export interface RequestContext {
   path: string;
   queryKeys: string[];
   rule: string | null;
+  route: string | null;
   decision: AuditDecision;
-  reason: string | null;
+  reason: Reason | null;
+  /** What the reason concerned (a rule, a project, a field); never a secret. */
+  detail: string | null;
   upstreamStartNs: bigint | null;
   upstreamMs: number | null;
   bytesIn: number;
@@ -38,8 +42,10 @@ export function attachContext(req: IncomingMessage): RequestContext {
     path: (q === -1 ? url : url.slice(0, q)).slice(0, MAX_PATH),
     queryKeys: [],
     rule: null,
+    route: null,
     decision: 'deny',
     reason: 'unprocessed',
+    detail: null,
     upstreamStartNs: null,
     upstreamMs: null,
     bytesIn: 0,
@@ -68,8 +74,11 @@ export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: Serv
     path: ctx.path,
     queryKeys: ctx.queryKeys,
     rule: ctx.rule,
+    route: ctx.route,
     decision: ctx.decision,
     reason: ctx.reason,
+    // Left out of the line (JSON.stringify drops undefined) when there is none.
+    detail: ctx.detail ?? undefined,
     status: res.statusCode,
     durationMs: ms(ctx.startNs, process.hrtime.bigint()),
     upstreamMs: ctx.upstreamMs,

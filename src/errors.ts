@@ -1,21 +1,11 @@
-// The one place that turns a refusal into the answer a GitLab client expects.
+// Refusals, and the one place that turns a refusal into the answer a GitLab client expects.
 // GitLab's REST API answers errors as {"message":"<status> <reason>"} (lib/api/helpers.rb:
-// unauthorized!, forbidden!, bad_request!, not_found!), so vendors' clients report ours
-// exactly as they would report GitLab's.
+// unauthorized!, forbidden!, bad_request!, not_found!), and its GraphqlController as
+// {"errors":[{"message":"..."}]} (app/controllers/graphql_controller.rb render_error), so
+// vendors' clients report ours exactly as they would report GitLab's.
+import { REASONS, type ErrorCode, type Reason, type Refusal } from './types.ts';
 
-export type ErrorCode =
-  | 'malformed'            // 400: the request cannot be read one way only
-  | 'unauthorized'         // 401: no valid client token
-  | 'forbidden'            // 403: the policy does not allow it
-  | 'not-found'            // 404
-  | 'method-not-allowed'   // 405
-  | 'payload-too-large'    // 413
-  | 'unsupported-media'    // 415
-  | 'too-many-requests'    // 429
-  | 'bad-gateway'          // 502: GitLab unreachable
-  | 'gateway-timeout'      // 504: GitLab too slow
-  | 'unavailable'          // 503: shutting down or audit log unwritable
-  | 'internal';            // 500
+export type { ErrorCode, Reason, Refusal };
 
 const STATUS: Record<ErrorCode, [number, string]> = {
   'malformed': [400, '400 Bad request'],
@@ -32,38 +22,88 @@ const STATUS: Record<ErrorCode, [number, string]> = {
   'internal': [500, '500 Internal Server Error'],
 };
 
+export interface RefusalOptions {
+  /** Shown to the client; must never contain a secret or a token. */
+  message?: string | undefined;
+  /** For the audit line only. */
+  detail?: string | undefined;
+  closeConnection?: boolean;
+  format?: 'rest' | 'graphql';
+  retryAfterSeconds?: number;
+}
+
+/** A refusal as data, with the answer's kind taken from the reason unless given. */
+export function refusal(reason: Reason, opts: RefusalOptions & { code?: ErrorCode } = {}): Refusal {
+  return {
+    code: opts.code ?? REASONS[reason],
+    reason,
+    message: opts.message,
+    detail: opts.detail,
+    format: opts.format ?? 'rest',
+    closeConnection: opts.closeConnection ?? false,
+    retryAfterSeconds: opts.retryAfterSeconds,
+  };
+}
+
 /**
- * A refusal decided by the proxy. `reason` is a stable machine-readable code for the audit
- * log; `detail` may be shown to the client and must never contain a secret or a token.
- * `closeConnection` is set when the request's framing or body cannot be trusted, so the
- * connection must not be reused for another request.
+ * A refusal thrown by a step deep inside the pipeline; the decision (src/decision/decide.ts)
+ * catches it and returns it as a denial.
  */
 export class ProxyError extends Error {
-  readonly code: ErrorCode;
-  readonly reason: string;
-  readonly detail: string | undefined;
-  readonly closeConnection: boolean;
+  readonly refusal: Refusal;
 
-  constructor(code: ErrorCode, reason: string, opts: { detail?: string; closeConnection?: boolean } = {}) {
+  constructor(code: ErrorCode, reason: Reason, opts: RefusalOptions = {}) {
     super(reason);
     this.name = 'ProxyError';
-    this.code = code;
-    this.reason = reason;
-    this.detail = opts.detail;
-    this.closeConnection = opts.closeConnection ?? false;
+    this.refusal = refusal(reason, { ...opts, code });
+  }
+
+  get code(): ErrorCode {
+    return this.refusal.code;
+  }
+
+  get reason(): Reason {
+    return this.refusal.reason;
   }
 
   get status(): number {
-    return STATUS[this.code][0];
+    return STATUS[this.refusal.code][0];
   }
 }
 
-/** Status and JSON body for a refusal, in GitLab's format. */
-export function errorResponse(err: ProxyError): { status: number; body: string } {
-  const [status, base] = STATUS[err.code];
-  const message = err.detail ? `${base} - ${err.detail}` : base;
-  return { status, body: JSON.stringify({ message }) };
+/** The request cannot be read one way only: 400, and the connection is not reused. */
+export const malformed = (reason: Reason, message?: string): ProxyError =>
+  new ProxyError('malformed', reason, { message: message ?? reason, closeConnection: true });
+
+/** The policy refuses it: 403, the why in the audit line only. */
+export const forbidden = (reason: Reason, detail?: string): ProxyError => new ProxyError('forbidden', reason, { detail });
+
+export const statusOf = (r: Refusal): number => STATUS[r.code][0];
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
 }
 
-export const malformed = (reason: string, detail?: string): ProxyError =>
-  new ProxyError('malformed', reason, { detail: detail ?? reason, closeConnection: true });
+export interface AnswerContext {
+  reqId?: string | undefined;
+  /** WWW-Authenticate for a 401 on a git route (src/git/serve.ts gitChallenge). */
+  challenge?: string | undefined;
+  /** The request body was not read whole: what is left of it must not be read as a request. */
+  bodyUnread?: boolean;
+}
+
+/** The one writer of refusals: status, headers and body for every refusal the proxy makes. */
+export function answer(r: Refusal, ctx: AnswerContext = {}): Answer {
+  const [status, base] = STATUS[r.code];
+  const body = r.format === 'graphql'
+    ? JSON.stringify({ errors: [{ message: r.message ?? base }] })
+    : JSON.stringify({ message: r.message ? `${base} - ${r.message}` : base });
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+  if (ctx.reqId) headers['x-request-id'] = ctx.reqId;
+  if (r.closeConnection || ctx.bodyUnread) headers.connection = 'close';
+  if (r.code === 'unauthorized' && ctx.challenge) headers['www-authenticate'] = ctx.challenge;
+  if (r.retryAfterSeconds !== undefined) headers['retry-after'] = String(r.retryAfterSeconds);
+  return { status, headers, body };
+}

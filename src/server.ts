@@ -13,7 +13,7 @@ import { createApp } from './app.ts';
 import { auditLogTo, createOpsLog, type AuditLog, type AuditRecord } from './audit/audit.ts';
 import { ConfigError, type Config } from './config/env.ts';
 import { attachContext, auditRecord, type RequestContext } from './context.ts';
-import { errorResponse, malformed, ProxyError } from './errors.ts';
+import { answer, refusal } from './errors.ts';
 import { createForwarder } from './forward/forward.ts';
 import { ClientLimiter } from './limits/client-limits.ts';
 import { startAdmin, type AdminServer, type Readiness } from './ops/admin.ts';
@@ -176,13 +176,13 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   // handler synchronously from the listener, so `current` is that request's context.
   let current: RequestContext | undefined;
   const adapterRefusal = (): Response => {
-    const refusal = malformed('unreadable-request', 'the request target or Host header cannot be read');
+    const r = refusal('unreadable-request', { message: 'the request target or Host header cannot be read', closeConnection: true });
     if (current) {
-      current.reason = refusal.reason;
+      current.reason = r.reason;
       current.decision = 'deny';
     }
-    const { status, body } = errorResponse(refusal);
-    return new Response(body, { status, headers: { 'content-type': 'application/json', connection: 'close' } });
+    const { status, headers, body } = answer(r, { reqId: current?.reqId });
+    return new Response(body, { status, headers });
   };
   const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false, errorHandler: adapterRefusal });
 
@@ -384,12 +384,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
 function refuseUnaudited(ctx: RequestContext, res: ServerResponse): void {
   ctx.decision = 'deny';
   ctx.reason = 'audit-unavailable';
-  const { status, body } = errorResponse(new ProxyError('unavailable', 'audit-unavailable'));
+  const { status, headers, body } = answer(refusal('audit-unavailable', { retryAfterSeconds: 5, closeConnection: true }), { reqId: ctx.reqId });
   ctx.bytesOut = Buffer.byteLength(body);
-  res.writeHead(status, {
-    'content-type': 'application/json', 'content-length': Buffer.byteLength(body),
-    'retry-after': '5', 'x-request-id': ctx.reqId, connection: 'close',
-  });
+  res.writeHead(status, headers);
   res.end(body);
 }
 
@@ -406,10 +403,10 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: Au
   const status = tooLarge ? 431 : connect ? 405 : 400;
   const body = tooLarge ? JSON.stringify({ message: '431 Request Header Fields Too Large' })
     : connect ? JSON.stringify({ message: '405 Method Not Allowed' })
-    : errorResponse(malformed('unparseable')).body;
+    : answer(refusal('unparseable', { message: 'unparseable', closeConnection: true })).body;
   const record: AuditRecord = {
-    reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null,
-    decision: 'deny', reason: connect ? 'method' : `unparseable:${code}`, status, durationMs: 0, upstreamMs: null,
+    reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null, route: null,
+    decision: 'deny', reason: connect ? 'method' : 'unparseable', ...(connect ? {} : { detail: code }), status, durationMs: 0, upstreamMs: null,
     bytesIn: 0, bytesOut: Buffer.byteLength(body), ip: socket.remoteAddress ?? null, userAgent: null,
   };
   audit.write(record);

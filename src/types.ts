@@ -29,6 +29,9 @@ export interface RuleConstraints {
   /** Narrow this rule to these projects / groups (on top of the client's own lists). */
   projects: readonly ScopePattern[] | undefined;
   groups: readonly ScopePattern[] | undefined;
+  /** `target:`: fields the object the request acts on must have now, read from GitLab with
+   *  the proxy's token before forwarding (src/policy/target.ts). Empty: no such check. */
+  target: ReadonlyMap<string, Constraint>;
 }
 
 export interface Rule {
@@ -76,6 +79,15 @@ export type ScopeKind = 'project' | 'group';
 export interface ScopeTarget {
   id: number;
   fullPath: string;
+}
+
+/** Looks a project or group up by numeric id or full path: its id and current full path, or
+ *  null when it cannot be resolved (src/scope/scope.ts asks GitLab; explain may assume). */
+export interface ScopeResolver {
+  resolve(kind: ScopeKind, idOrPath: string): Promise<ScopeTarget | null>;
+  /** The object at `path` ("/api/v4/projects/5/hooks/7") as GitLab answers a GET now, for a
+   *  rule's `target:`; undefined when it cannot be read. */
+  current(path: string): Promise<unknown>;
 }
 
 /** Shorthands mirroring GitLab token scopes (src/scope/token-scopes.ts). */
@@ -135,6 +147,8 @@ export interface Client {
   /** Unix seconds; tokens with an earlier iat are refused. */
   tokensIssuedAfter: number | undefined;
   allowTokenSelfRead: boolean;
+  /** `admin: true`: rules may grant admin-class routes (src/catalogue/floor.ts). */
+  admin: boolean;
   /** The preset's rules (minus `remove:`) first, then the client's own. */
   rules: readonly Rule[];
   matcher: RuleIndex;
@@ -177,4 +191,136 @@ export interface PolicyProblem {
   line: number;
   col: number;
   message: string;
+}
+
+// ----------------------------------------------------------------------------- decisions
+
+/**
+ * Every reason the proxy gives for a refusal or a note, as a closed list. The audit line's
+ * `reason` is one of these; what varies (the rule, the project, the field) goes in `detail`.
+ * The value says how a refusal is answered when nothing more specific is known.
+ */
+export const REASONS = {
+  // reading the request (400, 405, 413, 415): it cannot be read one way only
+  'method': 'method-not-allowed', 'absolute-form': 'malformed', 'path-characters': 'malformed',
+  'bad-percent-encoding': 'malformed', 'double-encoding': 'malformed', 'encoded-unreserved': 'malformed',
+  'empty-segment': 'malformed', 'invalid-utf8': 'malformed', 'control-character': 'malformed',
+  'dot-segment': 'malformed', 'query-characters': 'malformed', 'method-override': 'malformed',
+  'credential-parameter': 'malformed', 'format-parameter': 'malformed', 'body-on-safe-method': 'malformed',
+  'content-type': 'unsupported-media', 'content-length': 'malformed', 'content-encoding': 'unsupported-media',
+  'transfer-encoding': 'malformed', 'te-and-cl': 'malformed', 'duplicate-header': 'malformed',
+  'underscore-header': 'malformed', 'hop-by-hop-body-header': 'malformed', 'upgrade': 'malformed',
+  'bad-host': 'malformed', 'nul-byte': 'malformed', 'multipart-header': 'malformed',
+  'multipart-framing': 'malformed', 'multipart-boundary': 'malformed', 'empty-parameter': 'malformed',
+  'duplicate-parameter': 'malformed', 'conflicting-parameter': 'malformed', 'bad-parameter-name': 'malformed',
+  'semicolon-separator': 'malformed', 'duplicate-key': 'malformed', 'bad-json': 'malformed',
+  'json-not-object': 'malformed', 'forbidden-body-key': 'malformed', 'parameter-in-query-and-body': 'malformed',
+  'body-too-large': 'payload-too-large', 'body-aborted': 'malformed', 'unparseable': 'malformed',
+  'unreadable-request': 'malformed', 'git-service': 'malformed', 'git-protocol': 'malformed',
+  'git-path': 'malformed', 'git-repository-type': 'malformed', 'graphql-malformed': 'malformed',
+  // who the client is (401)
+  'no-token': 'unauthorized', 'ambiguous-credentials': 'unauthorized', 'bad-basic-auth': 'unauthorized',
+  'unsupported-authorization': 'unauthorized', 'not-a-jwt': 'unauthorized', 'token-expired': 'unauthorized',
+  'bad-claim': 'unauthorized', 'claim-exp': 'unauthorized', 'claim-aud': 'unauthorized', 'claim-iss': 'unauthorized',
+  'claim-nbf': 'unauthorized', 'claim-sub': 'unauthorized', 'claim-iat': 'unauthorized', 'algorithm-not-allowed': 'unauthorized', 'bad-signature': 'unauthorized',
+  'unknown-key': 'unauthorized', 'jwks-unavailable': 'unauthorized', 'malformed-token': 'unauthorized',
+  'verification-failed': 'unauthorized', 'issued-in-future': 'unauthorized', 'bad-jti': 'unauthorized',
+  'unknown-client': 'unauthorized', 'client-disabled': 'unauthorized', 'token-revoked': 'unauthorized',
+  'issued-before-cutoff': 'unauthorized', 'source-ip-not-allowed': 'unauthorized',
+  // what the policy refuses (403)
+  'sudo': 'forbidden', 'not-api': 'forbidden', 'internal-api': 'forbidden', 'token-self': 'forbidden',
+  'bad-identifier': 'forbidden', 'no-rule': 'forbidden', 'method-not-allowed': 'forbidden',
+  'deny-field': 'forbidden', 'query-constraint': 'forbidden', 'body-constraint': 'forbidden',
+  'scope': 'forbidden', 'scope-unresolved': 'forbidden', 'graphql-denied': 'forbidden',
+  'git-scope': 'forbidden', 'git-project': 'forbidden', 'report-mode-write': 'forbidden',
+  'credential-route': 'forbidden', 'admin-route': 'forbidden', 'target-unresolved': 'forbidden',
+  'target-constraint': 'forbidden',
+  // limits and the proxy's own state (429, 503, 500)
+  'rate-limited': 'too-many-requests', 'too-many-concurrent': 'too-many-requests',
+  'audit-unavailable': 'unavailable', 'internal-error': 'internal',
+  // GitLab's side (502, 504), and what happened to an allowed request
+  'upstream-unreachable': 'bad-gateway', 'upstream-timeout': 'gateway-timeout',
+  'upstream-stalled': 'gateway-timeout', 'upstream-aborted': 'bad-gateway',
+  'upstream-response-unreadable': 'bad-gateway', 'upstream-list-unfilterable': 'bad-gateway',
+  'redirect-outside-allowlist': 'forbidden', 'connection-closed': 'malformed',
+  'client-aborted': 'malformed', 'shutdown': 'unavailable', 'unprocessed': 'internal',
+  // notes on what was allowed or answered locally
+  'options': 'not-found', 'scope-checked': 'forbidden', 'list-filtered': 'forbidden',
+} as const satisfies Record<string, ErrorCode>;
+
+export type Reason = keyof typeof REASONS;
+
+export type ErrorCode =
+  | 'malformed'            // 400: the request cannot be read one way only
+  | 'unauthorized'         // 401: no valid client token
+  | 'forbidden'            // 403: the policy does not allow it
+  | 'not-found'            // 404
+  | 'method-not-allowed'   // 405
+  | 'payload-too-large'    // 413
+  | 'unsupported-media'    // 415
+  | 'too-many-requests'    // 429
+  | 'bad-gateway'          // 502: GitLab unreachable
+  | 'gateway-timeout'      // 504: GitLab too slow
+  | 'unavailable'          // 503: shutting down or audit log unwritable
+  | 'internal';            // 500
+
+/** How a refusal is answered; the one writer is src/answer.ts. */
+export interface Refusal {
+  code: ErrorCode;
+  reason: Reason;
+  /** Shown to the client after the status text; never a secret or a token. */
+  message: string | undefined;
+  /** For the audit line only (the rule, the project, the field). */
+  detail: string | undefined;
+  /** GitLab's REST error body, or GraphQL's {"errors": [...]}. */
+  format: 'rest' | 'graphql';
+  /** The request's framing or body cannot be trusted: the connection is not reused. */
+  closeConnection: boolean;
+  retryAfterSeconds: number | undefined;
+}
+
+/** allow: forwarded by a rule; would-deny: forwarded in report mode although enforce mode
+ *  would refuse it; deny: refused; local: answered by the proxy itself (OPTIONS). */
+export type Verdict = 'allow' | 'deny' | 'would-deny' | 'local';
+
+/** Exactly what is sent to GitLab for a forwarded request: only what was checked. */
+export interface ForwardPlan {
+  /** Raw path relative to GitLab's root plus the canonical query. */
+  target: string;
+  headers: Readonly<Record<string, string>>;
+  /** The body bytes that were checked (or the proxy's canonical re-serialization of them). */
+  body: Buffer;
+  /** A scoped client's list answer: keeps an item of the JSON array. */
+  listFilter: ((item: unknown) => boolean) | undefined;
+  /** Git routes: the token goes as a Basic-auth password. */
+  basicAuth: boolean;
+}
+
+/** The GitLab route a request reaches (src/catalogue/), for the audit line and `explain`. */
+export interface RouteRef {
+  /** "GET /api/v4/projects/:id (Projects)" */
+  name: string;
+  /** Its risk class (credential, admin, membership, destructive, exfiltration, write, read). */
+  class: string;
+  /** Why that class. */
+  why: string;
+}
+
+export interface Decision {
+  verdict: Verdict;
+  /** The GitLab route reached; null outside /api/v4 or when GitLab has no such route. */
+  route: RouteRef | null;
+  /** Why it was refused, or would be (report mode), or a note on an allow; null: a rule allowed it. */
+  reason: Reason | null;
+  detail: string | undefined;
+  /** The rule that allowed it, or whose constraints refused it. */
+  rule: Rule | undefined;
+  /** "GET /api/v4/x (policies/a.yaml:3)", "scopes: read_repository", ... for the audit line. */
+  ruleLabel: string | null;
+  /** How to answer a refusal (verdict deny). */
+  refusal: Refusal | undefined;
+  /** What to send GitLab (verdict allow or would-deny). */
+  forward: ForwardPlan | undefined;
+  /** How many request body bytes were read. */
+  bytesIn: number;
 }

@@ -107,9 +107,12 @@ function expectRefused(r: Result, reason: string | RegExp, status = 403): void {
   const body = JSON.parse(r.text) as { errors: { message: string }[] };
   expect(body.errors).toHaveLength(1);
   expect(r.audit.decision).toBe('deny');
-  if (typeof reason === 'string') expect(r.audit.reason).toBe(reason);
-  else expect(r.audit.reason).toMatch(reason);
-  expect(body.errors[0]!.message.startsWith(r.audit.reason!)).toBe(true);
+  // The client reads "graphql: <what>"; the audit line has the reason code and <what>.
+  const said = `graphql: ${r.audit.detail}`;
+  if (typeof reason === 'string') expect(said).toBe(reason);
+  else expect(said).toMatch(reason);
+  expect(r.audit.reason).toMatch(/^graphql-(?:denied|malformed)$|^content-type$/);
+  expect(body.errors[0]!.message).toBe(said);
 }
 
 const q = (query: string, extra: Record<string, unknown> = {}): string => JSON.stringify({ query, ...extra });
@@ -341,16 +344,17 @@ describe('explain and check', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('explain POST /api/graphql says a body is needed, and checks --graphql-query', () => {
+    // Without a body, as served: GitLab's GraphQL endpoint needs one.
     const bare = run(['explain', '--policies', dir, '--client', 'reader', 'POST', '/api/graphql']);
-    expect(bare.stdout).toMatch(/^needs-body\tgraphql-policy: the JSON body decides/);
+    expect(bare.stdout).toMatch(/^deny\tgraphql-malformed: a JSON body is required \(400\)/);
     expect(bare.code).toBe(1);
     const ok = run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', '{ currentUser { username } }', 'POST', '/api/graphql']);
     expect(ok.stdout).toBe('allow\tgraphql-policy: query currentUser\n');
     expect(ok.code).toBe(0);
     const bad = run(['explain', '--policies', dir, '--client', 'reader', '--graphql-query', 'mutation { createIssue(input: {}) { errors } }', 'POST', '/api/graphql']);
-    expect(bad.stdout).toMatch(/^deny\tgraphql: operation mutation not allowed/);
+    expect(bad.stdout).toMatch(/^deny\tgraphql-denied: operation mutation not allowed/);
     expect(bad.code).toBe(1);
-    expect(run(['explain', '--policies', dir, '--client', 'reader', 'GET', '/api/graphql']).stdout).toMatch(/^deny\tgraphql: GET not allowed/);
+    expect(run(['explain', '--policies', dir, '--client', 'reader', 'GET', '/api/graphql']).stdout).toMatch(/^deny\tgraphql-denied: GET not allowed/);
     expect(run(['explain', '--policies', dir, '--client', 'restonly', 'POST', '/api/graphql']).stdout).toMatch(/^deny\tnot-api/);
   });
 

@@ -31,6 +31,53 @@ const SHA = 'e83c5163316f89bfbde7d9ab23ca2e25604af290';
 const P = '/api/v4/projects/1';
 const webhookSecret = randomBytes(16).toString('hex');
 
+const RENOVATE: Call[] = [
+  call('GET /api/v4/user'),
+  call('GET /api/v4/version'),
+  call('GET /api/v4/users?username=jdoe'),
+  call('GET /api/v4/users/jdoe/status'),
+  call('GET /api/v4/groups/acme/members'), // a top-level group by bare path, as autodiscovery sends it
+  call('GET /api/v4/groups/acme%2Fplatform/members'),
+  call('GET /api/v4/groups/acme%2Fplatform/projects?include_subgroups=true'),
+  call('GET /api/v4/projects?membership=true&min_access_level=30&archived=false&with_merge_requests_enabled=true&per_page=100'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/members'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/packages?package_name=left-pad'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/releases'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/tree?ref=main&recursive=true'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/tags'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/files/renovate.json?ref=main'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/files/package.json/raw?ref=main'),
+  call(`GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/blobs/${SHA}/raw`),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/commits?per_page=1'),
+  call(`GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/commits/${SHA}`),
+  call(`GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/commits/${SHA}/statuses`),
+  call(`POST /api/v4/projects/acme%2Fplatform%2Fapi/statuses/${SHA}`, { state: 'success', name: 'renovate/stability-days' }),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests?state=opened&author_id=1'),
+  call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests', { source_branch: 'renovate/left-pad-2.x', target_branch: 'main', title: 'Update left-pad to v2' }),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3'),
+  call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3', { title: 'Update left-pad to v2.1' }),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes'),
+  call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes', { body: '### Release notes' }),
+  call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes/101', { body: '### Release notes (updated)' }),
+  call('DELETE /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes/101'),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/issues?state=opened&search=Dependency%20Dashboard'),
+  call('POST /api/v4/projects/acme%2Fplatform%2Fapi/issues', { title: 'Dependency Dashboard' }),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/issues/7'),
+  call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/issues/7', { description: '- [ ] left-pad' }),
+];
+
+// renovate-automerge: what automerge adds.
+const RENOVATE_AUTOMERGE: Call[] = [
+  call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/merge', { should_remove_source_branch: true }),
+  call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approve'),
+  call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_trains/merge_requests/3', { when_pipeline_succeeds: true }),
+  call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules'),
+  call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules', { name: 'renovate', approvals_required: 0 }),
+  call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules/8', { approvals_required: 1 }),
+  call('DELETE /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules/8'),
+];
+
 const GLEAN_READ: Call[] = [
   call('GET /api/v4/user'),
   call('GET /api/v4/users?active=true&per_page=100'),
@@ -168,7 +215,6 @@ const REPLAY: Record<string, Call[]> = {
     call('GET /api/v4/user'),
     call('GET /api/v4/users?per_page=100'),
     call('GET /api/v4/users/jdoe/projects'),
-    call('GET /api/v4/license'),
     call('GET /api/v4/groups/100/billable_members'),
     call('GET /api/v4/groups/100/members/all'),
     call('GET /api/v4/projects/acme%2Fdocs'),
@@ -183,56 +229,13 @@ const REPLAY: Record<string, Call[]> = {
     call('PUT /api/v4/projects/acme%2Fdocs/releases/v2.0.0', { description: 'Seat changes' }),
     call('DELETE /api/v4/projects/acme%2Fdocs/releases/v2.0.0'),
     call('GET /api/v4/projects/acme%2Fdocs/repository/files/seats%2Freport.csv?ref=main'),
-    call('POST /api/v4/projects/acme%2Fdocs/repository/files/seats%2Freport.csv', { branch: 'main', content: 'user,seat\n', commit_message: 'Add report' }),
-    call('PUT /api/v4/projects/acme%2Fdocs/repository/files/seats%2Freport.csv', { branch: 'main', content: 'user,seat\njdoe,1\n', commit_message: 'Update report' }),
-    call('DELETE /api/v4/projects/acme%2Fdocs/repository/files/seats%2Freport.csv', { branch: 'main', commit_message: 'Remove report' }),
     call('GET /api/v4/projects/acme%2Fdocs/repository/tree'),
     call('POST /api/v4/projects/acme%2Fdocs/hooks', { url: 'https://n8n.calero.example.test/webhook/gitlab', issues_events: true, token: webhookSecret }),
     call('GET /api/v4/projects/acme%2Fdocs/hooks/14'),
     call('DELETE /api/v4/projects/acme%2Fdocs/hooks/14'),
   ],
-  renovate: [
-    call('GET /api/v4/user'),
-    call('GET /api/v4/version'),
-    call('GET /api/v4/users?username=jdoe'),
-    call('GET /api/v4/users/jdoe/status'),
-    // A top-level group by bare path ("acme") is refused as a bad identifier: see renovate.yaml.
-    call('GET /api/v4/groups/acme%2Fplatform/members'),
-    call('GET /api/v4/groups/acme%2Fplatform/projects?include_subgroups=true'),
-    call('GET /api/v4/projects?membership=true&min_access_level=30&archived=false&with_merge_requests_enabled=true&per_page=100'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/members'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/packages?package_name=left-pad'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/releases'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/tree?ref=main&recursive=true'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/tags'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/files/renovate.json?ref=main'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/files/package.json/raw?ref=main'),
-    call(`GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/blobs/${SHA}/raw`),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/commits?per_page=1'),
-    call(`GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/commits/${SHA}`),
-    call(`GET /api/v4/projects/acme%2Fplatform%2Fapi/repository/commits/${SHA}/statuses`),
-    call(`POST /api/v4/projects/acme%2Fplatform%2Fapi/statuses/${SHA}`, { state: 'success', name: 'renovate/stability-days' }),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests?state=opened&author_id=1'),
-    call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests', { source_branch: 'renovate/left-pad-2.x', target_branch: 'main', title: 'Update left-pad to v2' }),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3'),
-    call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3', { title: 'Update left-pad to v2.1' }),
-    call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/merge', { should_remove_source_branch: true }),
-    call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approve'),
-    call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_trains/merge_requests/3', { when_pipeline_succeeds: true }),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules'),
-    call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules', { name: 'renovate', approvals_required: 0 }),
-    call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules/8', { approvals_required: 1 }),
-    call('DELETE /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/approval_rules/8'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes'),
-    call('POST /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes', { body: '### Release notes' }),
-    call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes/101', { body: '### Release notes (updated)' }),
-    call('DELETE /api/v4/projects/acme%2Fplatform%2Fapi/merge_requests/3/notes/101'),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/issues?state=opened&search=Dependency%20Dashboard'),
-    call('POST /api/v4/projects/acme%2Fplatform%2Fapi/issues', { title: 'Dependency Dashboard' }),
-    call('GET /api/v4/projects/acme%2Fplatform%2Fapi/issues/7'),
-    call('PUT /api/v4/projects/acme%2Fplatform%2Fapi/issues/7', { description: '- [ ] left-pad' }),
-  ],
+  renovate: RENOVATE,
+  'renovate-automerge': [...RENOVATE, ...RENOVATE_AUTOMERGE],
   backstage: [
     call('GET /api/v4/users?active=true&per_page=100'),
     call('GET /api/v4/users/42'),
@@ -299,6 +302,10 @@ const DANGEROUS: (Call & { why: string })[] = [
   { why: 'create a user', ...call('POST /api/v4/users', { username: 'x', email: 'x@example.test' }) },
   { why: 'add a system hook', ...call('POST /api/v4/hooks', { url: 'https://evil.example.test' }) },
   { why: 'change instance settings', ...call('PUT /api/v4/application/settings', { signup_enabled: true }) },
+  { why: 'read the instance license', ...call('GET /api/v4/license') },
+  { why: 'commit a CI configuration', ...call(`POST ${P}/repository/files/.gitlab-ci.yml`, { branch: 'main', content: 'x: {script: env}', commit_message: 'ci' }) },
+  { why: 'rotate a project access token', ...call(`POST ${P}/access_tokens/self/rotate`) },
+  { why: 'add an SSH key to the proxy user', ...call('POST /api/v4/user/keys', { title: 'x', key: 'ssh-ed25519 AAAA' }) },
   { why: 'sudo in the query', ...call(`GET ${P}?sudo=root`) },
   { why: 'sudo in a header', ...call(`GET ${P}`), headers: { sudo: 'root' } },
   { why: 'sudo in the body', ...call(`POST ${P}/issues`, { title: 'x', sudo: 'root' }) },
@@ -341,7 +348,7 @@ async function send(token: string, c: Call): Promise<{ status: number; forwarded
 describe('presets', () => {
   it('are all in the replay list, and every preset in it exists', () => {
     expect(PRESETS.sort()).toEqual(Object.keys(REPLAY).sort());
-    expect(PRESETS).toEqual(expect.arrayContaining(['zoom', 'glean-readonly', 'glean', 'echoes', 'packit', 'calero', 'renovate', 'backstage', 'sentry']));
+    expect(PRESETS).toEqual(expect.arrayContaining(['zoom', 'glean-readonly', 'glean', 'echoes', 'packit', 'calero', 'renovate', 'renovate-automerge', 'backstage', 'sentry']));
   });
 
   it('pass check, with the schema line and their sources in comments', () => {

@@ -36,15 +36,16 @@ async function send(client: string, method: string, path: string, opts: { body?:
 
 describe('mode: report', () => {
   it.each([
-    ['GET', '/api/v4/projects/1/merge_requests', /^no-rule:/],
-    ['PUT', '/api/v4/projects/1/issues', /^method-not-allowed: PUT not in GET,POST \/api\/v4\/projects\/:id\/issues/],
-    ['GET', '/api/v4/projects/1/merge_requests.json', /^no-rule:/],
-  ])('forwards %s %s, which no rule allows, as would-deny with the reason', async (method, path, reason) => {
+    ['GET', '/api/v4/projects/1/merge_requests', 'no-rule', /^no rule matches/],
+    ['PUT', '/api/v4/projects/1/issues', 'method-not-allowed', /^PUT not in GET,POST \/api\/v4\/projects\/:id\/issues/],
+    ['GET', '/api/v4/projects/1/merge_requests.json', 'no-rule', /^no rule matches/],
+  ])('forwards %s %s, which no rule allows, as would-deny with the reason', async (method, path, reason, detail) => {
     const r = await send('trial', method, path);
     expect(r.received.map((q) => `${q.method} ${q.url}`)).toEqual([`${method} ${path}`]);
     expect(r.status).not.toBe(403);
     expect(r.audit).toMatchObject({ client: 'trial', decision: 'would-deny', rule: null, status: r.status });
-    expect(r.audit.reason).toMatch(reason);
+    expect(r.audit.reason).toBe(reason);
+    expect(r.audit.detail).toMatch(detail);
   });
 
   it('still allows what the rules allow, with the rule and its preset line', async () => {

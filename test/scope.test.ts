@@ -3,7 +3,7 @@
 import { Gitlab } from '@gitbeaker/rest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseScopePattern } from '../src/policy/scope-pattern.ts';
-import { matchesScope, ScopeResolver } from '../src/scope/scope.ts';
+import { GitLabScopeResolver, matchesScope } from '../src/scope/scope.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 const POLICY = `
@@ -77,7 +77,7 @@ describe('project and group scope', () => {
     await h.waitForAudit(1);
     const line = h.audit.findLast((l) => l.path === '/api/v4/projects/4')!;
     expect(line.decision).toBe('deny');
-    expect(line.reason).toBe('scope: project other/secret not in projects');
+    expect(line).toMatchObject({ reason: 'scope', detail: 'project other/secret not in projects' });
     expect(line.rule).toMatch(/^GET \/api\/v4\/projects\/:id \(.*clients\.yaml:\d+\)$/);
   });
 
@@ -89,7 +89,7 @@ describe('project and group scope', () => {
     const n = h.audit.length;
     await get('/api/v4/projects/acme%2Fnope');
     await h.waitForAudit(n + 1);
-    expect(h.audit.at(-1)!.reason).toBe('scope-unresolved: project acme/nope cannot be resolved');
+    expect(h.audit.at(-1)).toMatchObject({ reason: 'scope-unresolved', detail: 'project acme/nope cannot be resolved' });
   });
 
   it('judges a renamed project by its current path', async () => {
@@ -156,7 +156,7 @@ describe('project and group scope', () => {
     expect(forwarded(h).map((r) => r.path)).toEqual(['/api/v4/projects/1', '/api/v4/projects/3/merge_requests']);
     await h.waitForAudit(h.audit.length);
     const line = h.audit.findLast((l) => l.path === '/api/v4/projects/1/merge_requests')!;
-    expect(line.reason).toBe('scope: project acme/platform/api not in the rule\'s projects');
+    expect(line).toMatchObject({ reason: 'scope', detail: 'project acme/platform/api not in the rule\'s projects' });
   });
 
   it('holds scopes: read_api to the projects list too', async () => {
@@ -175,7 +175,7 @@ describe('project and group scope', () => {
     await h.waitForAudit(h.audit.length);
     const line = h.audit.findLast((l) => l.path === '/api/v4/projects/2')!;
     expect(line.decision).toBe('allow');
-    expect(line.reason).toBe('scope: project acme/platform/web in scope');
+    expect(line).toMatchObject({ reason: 'scope-checked', detail: 'project acme/platform/web in scope' });
   });
 });
 
@@ -205,7 +205,7 @@ describe('ScopeResolver cache', () => {
   it('caches within the TTL, shares concurrent look-ups, and evicts the least recently used', async () => {
     let now = 0;
     const asked: string[] = [];
-    const r = new ScopeResolver({
+    const r = new GitLabScopeResolver({
       lookup: (path) => {
         asked.push(path);
         return Promise.resolve(answer(Number(path.split('/').at(-1)!.replace(/\D/g, '')) || 9));
@@ -229,7 +229,7 @@ describe('ScopeResolver cache', () => {
   it('does not cache a failure to reach GitLab, and caches a 404', async () => {
     let calls = 0;
     let fail = true;
-    const r = new ScopeResolver({
+    const r = new GitLabScopeResolver({
       lookup: () => {
         calls++;
         if (fail) return Promise.reject(new Error('down'));

@@ -112,7 +112,7 @@ clients:
     const t = cli('token', '--client', 'glean', '--expires-in', '30d');
     expect(t.code).toBe(0);
     token = t.stdout.trim();
-    expect(cli('explain', '--client', 'glean', 'GET', '/api/v4/projects/3').stdout).toMatch(/^allow\tGET \/api\/v4\/projects\/:id\t\(.*policies\/presets\/glean-readonly\.yaml:\d+\)/);
+    expect(cli('explain', '--client', 'glean', 'GET', '/api/v4/projects/3').stdout).toMatch(/^allow\tGET \/api\/v4\/projects\/:id \(.*policies\/presets\/glean-readonly\.yaml:\d+\)/);
     expect(cli('explain', '--client', 'glean', 'GET', '/api/v4/projects/3/repository/branches').stdout).toMatch(/^would-deny\tno-rule/);
   });
 

@@ -17,8 +17,13 @@ export interface AuditRecord {
   /** Names of the query parameters (never their values). */
   queryKeys: string[];
   rule: string | null;
+  /** The GitLab route the request reaches, "GET /api/v4/projects/:id (Projects)"
+   *  (src/catalogue/); null when none or before the path was read. */
+  route: string | null;
   decision: AuditDecision;
   reason: string | null;
+  /** What the reason concerned: the rule, project or field (never a value that could be a secret). */
+  detail?: string;
   status: number;
   durationMs: number;
   upstreamMs: number | null;

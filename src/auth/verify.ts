@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import type { JwtSettings } from '../config/env.ts';
 import { ProxyError } from '../errors.ts';
-import type { Client, Policy } from '../types.ts';
+import type { Client, Policy, Reason } from '../types.ts';
 import { publicKeyFromPem } from './keys.ts';
 
 export interface Identity {
@@ -34,7 +34,7 @@ export class RefusedIdentity extends ProxyError {
   readonly client: string;
   readonly jti: string | undefined;
 
-  constructor(reason: string, client: string, jti: string | undefined) {
+  constructor(reason: Reason, client: string, jti: string | undefined) {
     super('unauthorized', reason);
     this.client = client;
     this.jti = jti;
@@ -127,7 +127,7 @@ export class TokenVerifier {
         if (!(err instanceof errors.JWSSignatureVerificationFailed)) break;
       }
     }
-    if (payload === undefined) throw refusal(failure ?? new errors.JOSEAlgNotAllowed('no key for this algorithm'));
+    if (payload === undefined) throw verificationRefusal(failure ?? new errors.JOSEAlgNotAllowed('no key for this algorithm'));
     if (typeof payload.iat === 'number' && payload.iat > now / 1000 + this.#toleranceS) throw unauthorized('issued-in-future');
     if (payload.jti !== undefined && typeof payload.jti !== 'string') throw unauthorized('bad-jti');
     return { sub: payload.sub!, jti: payload.jti, iat: payload.iat, exp: payload.exp! };
@@ -138,7 +138,7 @@ export class TokenVerifier {
 function admit(entry: Cached, policy: Policy): Client {
   const client = policy.clients.get(entry.sub);
   if (!client) throw unauthorized('unknown-client');
-  const refused = (reason: string): RefusedIdentity => new RefusedIdentity(reason, client.name, entry.jti);
+  const refused = (reason: Reason): RefusedIdentity => new RefusedIdentity(reason, client.name, entry.jti);
   if (client.disabled) throw refused('client-disabled');
   if (entry.jti !== undefined && client.revokedJti.has(entry.jti)) throw refused('token-revoked');
   if (client.tokensIssuedAfter !== undefined && (entry.iat === undefined || entry.iat < client.tokensIssuedAfter)) {
@@ -151,7 +151,7 @@ function admit(entry: Cached, policy: Policy): Client {
  * The 401 for a failed verification. An expired token's signature did verify (jose checks the
  * signature before the claims): it keeps its client and id, for the audit line and metrics.
  */
-function refusal(err: unknown): ProxyError {
+function verificationRefusal(err: unknown): ProxyError {
   const reason = joseReason(err);
   if (err instanceof errors.JWTExpired && typeof err.payload.sub === 'string') {
     return new RefusedIdentity(reason, err.payload.sub, typeof err.payload.jti === 'string' ? err.payload.jti : undefined);
@@ -159,9 +159,11 @@ function refusal(err: unknown): ProxyError {
   return unauthorized(reason);
 }
 
-function joseReason(err: unknown): string {
+const CLAIM_REASONS = ['claim-exp', 'claim-aud', 'claim-iss', 'claim-nbf', 'claim-sub', 'claim-iat'] as const satisfies readonly Reason[];
+
+function joseReason(err: unknown): Reason {
   if (err instanceof errors.JWTExpired) return 'token-expired';
-  if (err instanceof errors.JWTClaimValidationFailed) return `claim-${err.claim}`;
+  if (err instanceof errors.JWTClaimValidationFailed) return (CLAIM_REASONS as readonly string[]).includes(`claim-${err.claim}`) ? `claim-${err.claim}` as Reason : 'bad-claim';
   if (err instanceof errors.JOSEAlgNotAllowed) return 'algorithm-not-allowed';
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad-signature';
   if (err instanceof errors.JWKSNoMatchingKey) return 'unknown-key';
@@ -170,4 +172,4 @@ function joseReason(err: unknown): string {
   return 'verification-failed';
 }
 
-const unauthorized = (reason: string): ProxyError => new ProxyError('unauthorized', reason);
+const unauthorized = (reason: Reason, detail?: string): ProxyError => new ProxyError('unauthorized', reason, { detail });

@@ -1,9 +1,10 @@
 // `learn`: from what a client did (audit lines it was allowed, or would have been denied in
 // report mode), the smallest policy that allows exactly that, with ids, numbers, shas and
 // file paths as parameters; or, with --diff, how that compares with its current rules.
+import { generalizeToRoute } from '../catalogue/generalize.ts';
 import { generalizePath } from '../policy/generalize.ts';
 import type { Client } from '../types.ts';
-import { decide } from '../policy/policy-tests.ts';
+import { decideDescribed, offlineResolver } from '../decision/offline.ts';
 import { METHODS, parseRule, RuleSyntaxError, type Method } from '../policy/rule.ts';
 import { readAudit, type AuditEntry, type ReadStats } from './audit-lines.ts';
 
@@ -29,6 +30,10 @@ interface Learned {
   selfRead: number;
   /** Requests no rule can express (e.g. GET /api/v4), with counts. */
   inexpressible: Map<string, number>;
+  /** Rule path -> risk class of the GitLab route it names (src/catalogue/classes.ts). */
+  classes: Map<string, string>;
+  /** Floor routes ("POST /api/v4/user/keys") the calls reached, never proposed, with counts. */
+  floor: Map<string, number>;
   calls: Call[];
   first: string | undefined;
   last: string | undefined;
@@ -48,13 +53,13 @@ export async function learn(opts: LearnOptions): Promise<number> {
     warn(`no allowed or would-deny calls of client "${opts.client}" in ${stats.lines} audit lines\n`);
     return 1;
   }
-  if (opts.current) return diff(learned, opts.current, out);
+  if (opts.current) return await diff(learned, opts.current, out);
   out(policyText(learned, opts.client));
   return 0;
 }
 
 async function collect(records: AsyncIterable<AuditEntry>, client: string): Promise<Learned> {
-  const learned: Learned = { rules: new Map(), selfRead: 0, inexpressible: new Map(), calls: [], first: undefined, last: undefined, used: 0 };
+  const learned: Learned = { rules: new Map(), selfRead: 0, inexpressible: new Map(), classes: new Map(), floor: new Map(), calls: [], first: undefined, last: undefined, used: 0 };
   const calls = new Map<string, Call>();
   for await (const r of records) {
     if (r.client !== client || (r.decision !== 'allow' && r.decision !== 'would-deny')) continue;
@@ -73,7 +78,8 @@ async function collect(records: AsyncIterable<AuditEntry>, client: string): Prom
       learned.selfRead++;
       continue;
     }
-    const path = generalizePath(r.path);
+    const path = rulePath(method, r.path, learned);
+    if (path === undefined) continue;
     try {
       parseRule(`${method} ${path}`, 'learn');
     } catch (err) {
@@ -92,6 +98,22 @@ async function collect(records: AsyncIterable<AuditEntry>, client: string): Prom
   return learned;
 }
 
+/** The rule path for a call: the GitLab route's template (generalizeToRoute), else the
+ *  guess from the path's shape; undefined for a floor route, which is counted, not proposed. */
+function rulePath(method: Method, path: string, learned: Pick<Learned, 'classes' | 'floor'>): string | undefined {
+  const g = generalizeToRoute(method, path);
+  if (g.kind === 'floor') {
+    const key = `${g.route.method} ${g.route.template} (${g.route.class})`;
+    learned.floor.set(key, (learned.floor.get(key) ?? 0) + 1);
+    return undefined;
+  }
+  if (g.kind === 'rule') {
+    learned.classes.set(g.path, g.class);
+    return g.path;
+  }
+  return generalizePath(path);
+}
+
 interface RuleLine {
   text: string;
   count: number;
@@ -99,7 +121,7 @@ interface RuleLine {
 }
 
 /** One rule per path, its methods merged ("GET,POST"); HEAD folds into GET, which admits it. */
-function ruleLines(rules: Learned['rules']): RuleLine[] {
+function ruleLines(rules: Learned['rules'], classes: Learned['classes']): RuleLine[] {
   const lines: RuleLine[] = [];
   for (const [path, methods] of rules) {
     const names = METHODS.filter((m) => methods.has(m) && !(m === 'HEAD' && methods.has('GET')));
@@ -113,7 +135,8 @@ function ruleLines(rules: Learned['rules']): RuleLine[] {
       wouldDeny += hit.wouldDeny;
       parts.push(`${m} ${hit.count}`);
     }
-    const comment = `${count} call${count === 1 ? '' : 's'}${parts.length > 1 ? ` (${parts.join(', ')})` : ''}${wouldDeny ? `, ${wouldDeny} would-deny` : ''}`;
+    const cls = classes.get(path);
+    const comment = `${count} call${count === 1 ? '' : 's'}${parts.length > 1 ? ` (${parts.join(', ')})` : ''}${wouldDeny ? `, ${wouldDeny} would-deny` : ''}${cls ? ` [${cls}]` : ' [not a known GitLab route]'}`;
     lines.push({ text: `${names.join(',')} ${path}`, count, comment });
   }
   return lines.sort((a, b) => pathOf(a.text).localeCompare(pathOf(b.text)) || a.text.localeCompare(b.text));
@@ -122,7 +145,7 @@ function ruleLines(rules: Learned['rules']): RuleLine[] {
 const pathOf = (rule: string): string => rule.slice(rule.indexOf(' ') + 1);
 
 function policyText(learned: Learned, client: string): string {
-  const lines = ruleLines(learned.rules);
+  const lines = ruleLines(learned.rules, learned.classes);
   const width = Math.min(90, Math.max(...lines.map((l) => l.text.length)));
   const out = [
     `# Learned by "gitlab-scope-proxy learn" from ${learned.used} call${learned.used === 1 ? '' : 's'} of client ${client},`,
@@ -131,6 +154,7 @@ function policyText(learned: Learned, client: string): string {
     '# in POLICY_DIR; the client runs in enforce mode unless you add "mode: report".',
   ];
   for (const [request, n] of learned.inexpressible) out.push(`# Not covered (no rule can name it): ${request} (${n})`);
+  for (const [route, n] of learned.floor) out.push(`# Not proposed (the proxy's floor refuses it): ${route} (${n})`);
   out.push('clients:', `  ${client}:`);
   if (learned.selfRead > 0) out.push(`    allow_token_self_read: true  # ${learned.selfRead} call${learned.selfRead === 1 ? '' : 's'}`);
   out.push(lines.length > 0 ? '    allow:' : '    allow: []');
@@ -140,22 +164,24 @@ function policyText(learned: Learned, client: string): string {
 
 /** What the client did against its current rules: rules used (" "), never used ("-"), and
  *  learned rules for calls the current rules do not allow ("+"). */
-function diff(learned: Learned, client: Client, out: (text: string) => void): number {
+async function diff(learned: Learned, client: Client, out: (text: string) => void): Promise<number> {
   const used = new Map<string, number>();
   const missing: Learned['rules'] = new Map();
   let selfReadMissing = 0;
   for (const call of learned.calls) {
-    const verdict = decide(client, call.method, call.path);
-    if (verdict.allow) {
-      const key = verdict.rule ? ruleKey(verdict.rule.text, verdict.rule.source) : verdict.why;
+    // Decided as served, offline: the audit line kept no body, and paths stand for themselves.
+    const decision = await decideDescribed(client, { method: call.method, target: call.path }, offlineResolver);
+    if (decision.verdict === 'allow') {
+      const key = decision.rule ? ruleKey(decision.rule.text, decision.rule.source) : (decision.ruleLabel ?? '');
       used.set(key, (used.get(key) ?? 0) + call.count);
       continue;
     }
-    const path = generalizePath(call.path);
     if (call.path.split('/')[3] === 'personal_access_tokens') {
       selfReadMissing += call.count;
       continue;
     }
+    const path = rulePath(call.method, call.path, learned);
+    if (path === undefined) continue;
     try {
       parseRule(`${call.method} ${path}`, 'learn');
     } catch {
@@ -177,7 +203,7 @@ function diff(learned: Learned, client: Client, out: (text: string) => void): nu
     const n = used.get(ruleKey(rule.text, rule.source)) ?? 0;
     rows.push({ sign: n > 0 ? ' ' : '-', text: rule.text, note: `${n > 0 ? `${n} call${n === 1 ? '' : 's'}` : 'never used'} (${rule.source})` });
   }
-  for (const l of ruleLines(missing)) rows.push({ sign: '+', text: l.text, note: l.comment });
+  for (const l of ruleLines(missing, learned.classes)) rows.push({ sign: '+', text: l.text, note: l.comment });
   const selfRead = used.get('allow_token_self_read') ?? 0;
   if (selfRead > 0) rows.push({ sign: ' ', text: 'allow_token_self_read: true', note: calls(selfRead) });
   else if (client.allowTokenSelfRead) rows.push({ sign: '-', text: 'allow_token_self_read: true', note: 'never used' });

@@ -9,7 +9,8 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { createProxyMiddleware, proxyEventsPlugin, type RequestHandler } from 'http-proxy-middleware';
 import { markUpstreamResponse, markUpstreamStart, type RequestContext } from '../context.ts';
-import { errorResponse, ProxyError } from '../errors.ts';
+import { answer, refusal, type Refusal } from '../errors.ts';
+import type { ForwardPlan } from '../types.ts';
 import { isLfsJson, localLocation, rewriteLink, stripLfsAuthorization } from './rewrite.ts';
 import { respondFilteredList } from '../scope/list-filter.ts';
 import { countStreamed } from './stream-memory.ts';
@@ -29,32 +30,23 @@ export interface ForwardSettings {
   onProxyReq?: (proxyReq: ClientRequest, ctx: RequestContext) => void;
 }
 
-export interface ForwardPlan {
+/** A decision's forward plan (src/types.ts) and what serving it needs besides. */
+export interface ForwardRequest extends ForwardPlan {
   ctx: RequestContext;
-  /** Raw path relative to GitLab's root plus the canonical query: "/api/v4/projects/5?page=2". */
-  target: string;
-  headers: Record<string, string>;
-  body: Buffer;
   /** The proxy's base URL as the client sees it, e.g. "https://proxy.example.com". */
   publicBase: string;
-  allowsLocation: (path: string) => boolean;
+  /** Whether this client may be sent to `path` (relative to the proxy's base): a redirect
+   *  GitLab answers with is decided like a request (src/decision/decide.ts). */
+  allowsLocation: (path: string) => Promise<boolean>;
   /** The client's own GitLab token (upstream_token_file/_env), instead of settings.token(). */
-  token?: string | undefined;
-  /** A scoped client's list answer (GET /projects, /groups...): keeps an item of the JSON
-   *  array; the answer is read whole and filtered (src/scope/list-filter.ts). */
-  listFilter?: ((item: unknown) => boolean) | undefined;
-  /** Git routes: send the token as the Basic-auth password of user "oauth2" instead of as
-   *  PRIVATE-TOKEN. GitLab's git HTTP auth reads only Basic credentials and accepts a PAT as
-   *  the password whatever the user name (lib/gitlab/auth.rb find_for_git_client ->
-   *  personal_access_token_check). */
-  basicAuth?: boolean;
+  token: string | undefined;
 }
 
 const PLAN = Symbol('gitlab-scope-proxy.plan');
-type PlannedRequest = IncomingMessage & { [PLAN]?: ForwardPlan };
+type PlannedRequest = IncomingMessage & { [PLAN]?: ForwardRequest };
 
 export interface Forwarder {
-  forward(req: IncomingMessage, res: ServerResponse, plan: ForwardPlan): Promise<void>;
+  forward(req: IncomingMessage, res: ServerResponse, plan: ForwardRequest): Promise<void>;
   close(): void;
 }
 
@@ -101,7 +93,15 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
       proxyRes: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
         const plan = (req as PlannedRequest)[PLAN]!;
         markUpstreamResponse(plan.ctx);
-        respond(proxyRes, res, plan, settings);
+        // A redirect is decided like a request (async) before it is answered; nothing else waits.
+        const location = proxyRes.headers.location;
+        if (typeof location !== 'string') return respond(proxyRes, res, plan, settings, undefined);
+        proxyRes.pause();
+        void redirectAllowed(location, plan, settings).then((allowed) => {
+          respond(proxyRes, res, plan, settings, allowed);
+          // Paused explicitly above: a 'data' listener alone would not start it again.
+          proxyRes.resume();
+        });
       },
       error: (err: Error, req: IncomingMessage, res: ServerResponse | Socket) => {
         const plan = (req as PlannedRequest)[PLAN];
@@ -111,10 +111,7 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
           res.destroy();
           return;
         }
-        const refusal = plan.ctx.timedOut
-          ? new ProxyError('gateway-timeout', 'upstream-timeout')
-          : new ProxyError('bad-gateway', 'upstream-unreachable');
-        sendRefusal(res, plan, refusal);
+        sendRefusal(res, plan, refusal(plan.ctx.timedOut ? 'upstream-timeout' : 'upstream-unreachable'));
       },
     },
   });
@@ -180,15 +177,15 @@ function isCurrentResponse(req: IncomingMessage, res: ServerResponse): Promise<b
   });
 }
 
-function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: ForwardPlan, settings: ForwardSettings): void {
+function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: ForwardRequest, settings: ForwardSettings, location: string | null | undefined): void {
   const status = proxyRes.statusCode ?? 502;
-  const headers = responseHeaders(proxyRes, plan, settings);
+  const headers = responseHeaders(proxyRes, plan, settings, location);
   if (isLfsJson(proxyRes.headers['content-type'])) {
     respondLfs(proxyRes, res, status, headers, plan);
     return;
   }
   if (plan.listFilter) {
-    respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter, (refusal) => sendRefusal(res, plan, refusal));
+    respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter, (r) => sendRefusal(res, plan, r));
     return;
   }
   proxyRes.on('data', (chunk: Buffer) => {
@@ -199,7 +196,18 @@ function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: ForwardPl
   proxyRes.pipe(res);
 }
 
-function responseHeaders(proxyRes: IncomingMessage, plan: ForwardPlan, settings: ForwardSettings): OutgoingHttpHeaders {
+/** The Location to hand the client, null to drop it (and say why), undefined to keep GitLab's. */
+async function redirectAllowed(location: string, plan: ForwardRequest, settings: ForwardSettings): Promise<string | null | undefined> {
+  const local = localLocation(location, settings.gitlabUrl.origin, settings.gitlabRoot, plan.publicBase);
+  if (local === undefined) return undefined;
+  if (local !== null && (await plan.allowsLocation(local.slice(plan.publicBase.length)))) return local;
+  // A redirect to somewhere the policy does not allow is not handed to the client.
+  plan.ctx.reason = 'redirect-outside-allowlist';
+  return null;
+}
+
+/** `location`: what redirectAllowed decided for GitLab's Location header, if it sent one. */
+function responseHeaders(proxyRes: IncomingMessage, plan: ForwardRequest, settings: ForwardSettings, location: string | null | undefined): OutgoingHttpHeaders {
   const gitlabBase = settings.gitlabUrl.origin + settings.gitlabRoot;
   const named = new Set(String(proxyRes.headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
   const out: OutgoingHttpHeaders = {};
@@ -210,16 +218,8 @@ function responseHeaders(proxyRes: IncomingMessage, plan: ForwardPlan, settings:
   // The proxy's request id, the one in the audit line (GitLab's own is its correlation id).
   out['x-request-id'] = plan.ctx.reqId;
   if (typeof out.link === 'string') out.link = rewriteLink(out.link, gitlabBase, plan.publicBase);
-  if (typeof out.location === 'string') {
-    const local = localLocation(out.location, settings.gitlabUrl.origin, settings.gitlabRoot, plan.publicBase);
-    if (local === null || (local !== undefined && !plan.allowsLocation(local.slice(plan.publicBase.length)))) {
-      // A redirect to somewhere the policy does not allow is not handed to the client.
-      delete out.location;
-      plan.ctx.reason = 'redirect-outside-allowlist';
-    } else if (local !== undefined) {
-      out.location = local;
-    }
-  }
+  if (location === null) delete out.location;
+  else if (location !== undefined) out.location = location;
   return out;
 }
 
@@ -230,12 +230,12 @@ function responseHeaders(proxyRes: IncomingMessage, plan: ForwardPlan, settings:
  * answer with this type, so this is a second line: such an answer is read whole (bounded),
  * cleaned, and sent with a fresh length, or refused when it cannot be read.
  */
-function respondLfs(proxyRes: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, plan: ForwardPlan): void {
+function respondLfs(proxyRes: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, plan: ForwardRequest): void {
   let failed = false;
   const fail = (): void => {
     if (failed) return;
     failed = true;
-    if (!res.headersSent) sendRefusal(res, plan, new ProxyError('bad-gateway', 'upstream-response-unreadable'));
+    if (!res.headersSent) sendRefusal(res, plan, refusal('upstream-response-unreadable'));
     // Stop reading GitLab's answer once the refusal is on its way (destroying it earlier
     // would tear down the client's response with it).
     if (res.writableFinished) proxyRes.destroy();
@@ -265,10 +265,10 @@ function respondLfs(proxyRes: IncomingMessage, res: ServerResponse, status: numb
   });
 }
 
-function sendRefusal(res: ServerResponse, plan: ForwardPlan, refusal: ProxyError): void {
-  plan.ctx.reason = refusal.reason;
-  const { status, body } = errorResponse(refusal);
+function sendRefusal(res: ServerResponse, plan: ForwardRequest, r: Refusal): void {
+  plan.ctx.reason = r.reason;
+  const { status, headers, body } = answer(r, { reqId: plan.ctx.reqId });
   plan.ctx.bytesOut = Buffer.byteLength(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': plan.ctx.reqId });
+  res.writeHead(status, headers);
   res.end(body);
 }

@@ -2,12 +2,12 @@
 // line and body rules, and the project/group scope of `project(fullPath:)` / `group(fullPath:)`.
 // The pipeline (src/app.ts) calls authorizeGraphql from authorize(), checkGraphqlRequestLine
 // before reading the body and checkGraphqlBody after.
-import type { Client } from '../types.ts';
+import type { Client, Reason } from '../types.ts';
 import { parseJsonStrict } from '../request/json.ts';
 import { ProxyError } from '../errors.ts';
 import { inScope, type ScopeResolver } from '../scope/scope.ts';
 import { analyzeEntry, type EntryAnalysis, type GraphqlEntry } from './document.ts';
-import { graphqlDenied, graphqlMalformed, GraphqlRefusal } from './errors.ts';
+import { graphqlDenied, graphqlMalformed, graphqlUnsupportedMedia } from './errors.ts';
 import { READ_API_GRAPHQL, type GraphqlPolicy } from '../policy/graphql-policy.ts';
 
 /** The client's GraphQL policy: its `graphql:` section, else the read_api default, else none. */
@@ -15,25 +15,26 @@ export function graphqlPolicyOf(client: Pick<Client, 'graphql' | 'scopes'>): Gra
   return client.graphql ?? (client.scopes?.has('read_api') ? READ_API_GRAPHQL : undefined);
 }
 
-/** The decision authorize() makes for the GraphQL surface, before any body is read. */
-export function authorizeGraphql(client: Pick<Client, 'graphql' | 'scopes'>, method: string): { allow: boolean; reason: string } {
+/** The decision on the GraphQL surface before any body is read (src/decision/path.ts). */
+export function authorizeGraphql(client: Pick<Client, 'graphql' | 'scopes'>, method: string):
+  { allow: true; label: string } | { allow: false; reason: Reason; detail: string } {
   const policy = graphqlPolicyOf(client);
   // Kept under "not-api" so a client without GraphQL is refused exactly as before GraphQL existed.
-  if (!policy) return { allow: false, reason: 'not-api: /api/graphql needs a graphql: policy or scopes: [read_api]' };
+  if (!policy) return { allow: false, reason: 'not-api', detail: '/api/graphql needs a graphql: policy or scopes: [read_api]' };
   // GitLab runs queries on GET and HEAD too, with the query in the query string
   // (graphql_controller.rb disallow_mutations_for_get); only POST with a JSON body is read here.
-  if (method !== 'POST') return { allow: false, reason: `graphql: ${method} not allowed (POST with a JSON body only)` };
-  return { allow: true, reason: policy.source === 'graphql' ? 'graphql-policy' : 'graphql-read-api' };
+  if (method !== 'POST') return { allow: false, reason: 'graphql-denied', detail: `${method} not allowed (POST with a JSON body only)` };
+  return { allow: true, label: policy.source === 'graphql' ? 'graphql-policy' : 'graphql-read-api' };
 }
 
 /** Checks that need no body: no query string, a JSON body. */
-export function checkGraphqlRequestLine(rawTarget: string, body: { mediaType: string | undefined } | undefined): void {
+export function checkGraphqlRequestLine(hasQuery: boolean, body: { mediaType: string | undefined } | undefined): void {
   // Rails merges the query string into params and lets it win over the body
   // (actionpack http/parameters.rb), so "?query=mutation{...}" would run instead of the body.
-  if (rawTarget.includes('?')) throw graphqlMalformed('query string not allowed');
+  if (hasQuery) throw graphqlMalformed('query string not allowed');
   if (!body) throw graphqlMalformed('a JSON body is required');
   // Multipart (apollo_upload_server "operations") and form bodies are other readings of params.
-  if (body.mediaType !== 'application/json') throw new GraphqlRefusal('unsupported-media', 'graphql: content-type must be application/json');
+  if (body.mediaType !== 'application/json') throw graphqlUnsupportedMedia('content-type must be application/json');
 }
 
 const SINGLE_KEYS = new Set(['query', 'operationName', 'variables', 'remove_deprecated']);
@@ -45,7 +46,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * against the client's policy and scope. Resolves with a short summary for the audit line
  * ("query project,currentUser"); throws a GraphqlRefusal otherwise.
  */
-export async function checkGraphqlBody(client: Client, body: Buffer, resolver: ScopeResolver | undefined): Promise<string> {
+export async function checkGraphqlBody(client: Client, body: Buffer, resolver: ScopeResolver | undefined): Promise<{ summary: string; forwardBody: Buffer }> {
   const policy = graphqlPolicyOf(client);
   if (!policy) throw graphqlDenied('not enabled for this client');
   const value = readJson(body);
@@ -67,7 +68,8 @@ export async function checkGraphqlBody(client: Client, body: Buffer, resolver: S
   const roots = analyses.flatMap((a) => a.roots);
   await checkScope(client, roots, resolver);
   const ops = [...new Set(roots.map((r) => r.operation))].join(',');
-  return `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
+  const summary = `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
+  return { summary, forwardBody: body };
 }
 
 function readJson(body: Buffer): unknown {

@@ -1,23 +1,19 @@
 // Refusals of GraphQL requests, answered the way GitLab's GraphqlController answers its own
 // errors: {"errors":[{"message":"..."}]} (app/controllers/graphql_controller.rb render_error),
-// so GraphQL clients report them as they would report GitLab's.
-import { ProxyError, type ErrorCode } from '../errors.ts';
+// so GraphQL clients report them as they would report GitLab's. The message names what was
+// refused ("graphql: field x not allowed"); it never holds a token.
+import { ProxyError, type ErrorCode, type Reason } from '../errors.ts';
 
-export class GraphqlRefusal extends ProxyError {
-  constructor(code: ErrorCode, reason: string, detail?: string) {
-    super(code, reason, { detail: detail ?? reason });
-    this.name = 'GraphqlRefusal';
-  }
+/** `what` is the audit line's detail; the client reads it as "graphql: <what>". */
+const graphqlRefusal = (code: ErrorCode, reason: Reason, what: string): ProxyError =>
+  new ProxyError(code, reason, { message: `graphql: ${what}`, detail: what, format: 'graphql' });
 
-  /** Status and body in GraphQL's error format. */
-  response(): { status: number; body: string } {
-    return { status: this.status, body: JSON.stringify({ errors: [{ message: this.detail ?? this.reason }] }) };
-  }
-}
+/** The policy does not allow this request: 403. */
+export const graphqlDenied = (what: string): ProxyError => graphqlRefusal('forbidden', 'graphql-denied', what);
 
-/** The policy does not allow this request: 403, reason "graphql: <what>". */
-export const graphqlDenied = (what: string): GraphqlRefusal => new GraphqlRefusal('forbidden', `graphql: ${what}`);
+/** The request cannot be read one way only: 400. */
+export const graphqlMalformed = (what: string, detail?: string): ProxyError =>
+  graphqlRefusal('malformed', 'graphql-malformed', detail === undefined ? what : `${what}: ${detail}`);
 
-/** The request cannot be read one way only: 400, reason "graphql: <what>". */
-export const graphqlMalformed = (what: string, detail?: string): GraphqlRefusal =>
-  new GraphqlRefusal('malformed', `graphql: ${what}`, detail === undefined ? undefined : `graphql: ${what}: ${detail}`);
+/** A GraphQL request whose body is not JSON: 415. */
+export const graphqlUnsupportedMedia = (what: string): ProxyError => graphqlRefusal('unsupported-media', 'content-type', what);

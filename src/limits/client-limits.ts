@@ -22,14 +22,9 @@ export function parseRateLimit(text: string, burst?: number): RateLimitSpec | un
   return { text, count, periodMs: PERIOD_MS[m[2] as RatePeriod], burst: burst ?? count };
 }
 
-/** A refusal by a limit; `retryAfterSeconds` goes into the Retry-After header. */
-export class LimitError extends ProxyError {
-  readonly retryAfterSeconds: number;
-  constructor(reason: 'rate-limited' | 'too-many-concurrent', retryAfterSeconds: number) {
-    super('too-many-requests', reason);
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
-}
+/** A refusal by a limit: 429 with a Retry-After header. */
+export const limitRefusal = (reason: 'rate-limited' | 'too-many-concurrent', retryAfterSeconds: number): ProxyError =>
+  new ProxyError('too-many-requests', reason, { retryAfterSeconds });
 
 interface Bucket {
   spec: RateLimitSpec;
@@ -57,15 +52,15 @@ export class ClientLimiter {
   }
 
   /**
-   * Lets the request in or throws a LimitError. `holder` identifies the request (its context)
+   * Lets the request in or throws a 429 refusal. `holder` identifies the request (its context)
    * for `release`, which must be called when its response is over.
    */
   admit(client: LimitedClient, holder: object): void {
     const running = this.#inFlight.get(client.name) ?? 0;
-    if (this.#maxConcurrent > 0 && running >= this.#maxConcurrent) throw new LimitError('too-many-concurrent', 1);
+    if (this.#maxConcurrent > 0 && running >= this.#maxConcurrent) throw limitRefusal('too-many-concurrent', 1);
     if (client.rateLimit) {
       const waitMs = this.#take(client.name, client.rateLimit);
-      if (waitMs > 0) throw new LimitError('rate-limited', Math.max(1, Math.ceil(waitMs / 1000)));
+      if (waitMs > 0) throw limitRefusal('rate-limited', Math.max(1, Math.ceil(waitMs / 1000)));
     }
     this.#inFlight.set(client.name, running + 1);
     this.#holding.set(holder, client.name);

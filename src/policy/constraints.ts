@@ -18,7 +18,7 @@ import { multipartFieldNames } from '../request/multipart.ts';
 import { parseParams, rackBase, type Param } from '../request/query.ts';
 import { parseScopePattern, ScopePatternError } from './scope-pattern.ts';
 import { parseRule, RuleSyntaxError } from './rule.ts';
-import type { Constraint, Literal, Rule, RuleConstraints, ScopePattern } from '../types.ts';
+import type { Constraint, Literal, Reason, Rule, RuleConstraints, ScopePattern } from '../types.ts';
 
 export type { Constraint, Literal, RuleConstraints };
 import { unknownKeyMessage } from './suggest.ts';
@@ -36,7 +36,7 @@ export class RuleKeyError extends RuleSyntaxError {
 }
 
 const FIELD = /^[A-Za-z0-9_.-]{1,100}$/;
-const OBJECT_RULE_KEYS = new Set(['method', 'path', 'body', 'query', 'deny_fields', 'projects', 'groups']);
+const OBJECT_RULE_KEYS = new Set(['method', 'path', 'body', 'query', 'deny_fields', 'projects', 'groups', 'target']);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
 
@@ -70,11 +70,16 @@ export function parseObjectRule(spec: unknown, source: string): Rule {
     denyFields: denyFields(spec.deny_fields),
     projects: scopeList(spec.projects, 'projects'),
     groups: scopeList(spec.groups, 'groups'),
+    target: constraintMap(spec.target, 'target'),
   };
+  if (constraints.target.size > 0 && ![...rule.methods].every((m) => m !== 'POST')) {
+    // POST creates: there is no current object to read.
+    throw new RuleKeyError(['target'], 'target: checks an existing object: use it with GET, PUT, PATCH or DELETE, not POST');
+  }
   return { ...rule, constraints };
 }
 
-function constraintMap(value: unknown, key: 'body' | 'query'): Map<string, Constraint> {
+function constraintMap(value: unknown, key: 'body' | 'query' | 'target'): Map<string, Constraint> {
   const out = new Map<string, Constraint>();
   if (value === undefined) return out;
   if (!isRecord(value)) throw new RuleKeyError([key], `${key} maps field names to a value, a list of values or { pattern: REGEX }`);
@@ -184,8 +189,28 @@ function multipartEntries(body: Buffer, contentType: string): { key: string; val
   }));
 }
 
+/** A refusal's reason and the detail for the audit line. */
+export interface Failure {
+  reason: Reason;
+  detail: string;
+}
+
+/** `target:` against the object GitLab returned for the request's own path (undefined: it
+ *  could not be read). Pure. */
+export function targetFailure(rule: Rule, current: unknown): Failure | undefined {
+  const target = rule.constraints?.target;
+  if (!target || target.size === 0) return undefined;
+  if (current === null || typeof current !== 'object' || Array.isArray(current)) return { reason: 'target-unresolved', detail: 'the object could not be read from GitLab' };
+  for (const [field, constraint] of target) {
+    const value = (current as Record<string, unknown>)[field];
+    if (value === undefined || (value !== null && typeof value === 'object')) return { reason: 'target-constraint', detail: `${field} (missing)` };
+    if (!matches(constraint, value as Literal)) return { reason: 'target-constraint', detail: `${field} (${constraint.kind === 'pattern' ? 'does not match the pattern' : 'not an allowed value'})` };
+  }
+  return undefined;
+}
+
 /** Why `rule`'s constraints refuse the request, or undefined when they pass. */
-export function constraintFailure(rule: Rule, input: ConstraintInput): string | undefined {
+export function constraintFailure(rule: Rule, input: ConstraintInput): Failure | undefined {
   const c = rule.constraints;
   if (!c) return undefined;
   let body: BodyFields | undefined | null = null;
@@ -196,18 +221,18 @@ export function constraintFailure(rule: Rule, input: ConstraintInput): string | 
     const queryKeys = input.query.map((p) => p.base);
     const bodyKeys = (fields()?.entries ?? []).map((e) => rackBase(e.key));
     for (const denied of c.denyFields) {
-      if (queryKeys.includes(denied) || bodyKeys.includes(denied)) return `deny-field: ${denied}`;
+      if (queryKeys.includes(denied) || bodyKeys.includes(denied)) return { reason: 'deny-field', detail: denied };
     }
   }
   for (const [field, constraint] of c.query) {
     const problem = fieldProblem(input.query.map((p) => ({ key: p.key, value: p.value })), field, constraint);
-    if (problem) return `query-constraint: ${field} (${problem})`;
+    if (problem) return { reason: 'query-constraint', detail: `${field} (${problem})` };
   }
   if (c.body.size > 0) {
     const parsed = fields();
     for (const [field, constraint] of c.body) {
       const problem = parsed ? fieldProblem(parsed.entries, field, constraint) : 'body cannot be parsed';
-      if (problem) return `body-constraint: ${field} (${problem})`;
+      if (problem) return { reason: 'body-constraint', detail: `${field} (${problem})` };
     }
   }
   return undefined;

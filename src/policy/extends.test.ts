@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkPolicyDir } from './check.ts';
+import { checkPolicyDir } from '../commands/check.ts';
 import { BUILTIN_POLICY_DIR, presetFinder } from './extends.ts';
 import { compilePolicy, formatProblem, loadPolicyDir, PolicyError } from './load.ts';
-import { decide } from './policy-tests.ts';
+import { decideDescribed, offlineResolver } from '../decision/offline.ts';
 
 function policyDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'gsp-extends-'));
@@ -35,7 +35,7 @@ allow:
 `;
 
 describe('extends', () => {
-  it('takes the preset rules first, keeps their preset line as source, and adds the client\'s own', () => {
+  it('takes the preset rules first, keeps their preset line as source, and adds the client\'s own', async () => {
     const dir = policyDir({ 'presets/mine.yaml': MINE, 'a.yaml': 'clients:\n  c:\n    extends: presets/mine\n    allow: [GET /api/v4/version]\n' });
     const c = loadPolicyDir(dir, dir).clients.get('c')!;
     expect(c.rules.map((r) => `${r.text} @ ${r.source}`)).toEqual([
@@ -45,14 +45,14 @@ describe('extends', () => {
       'GET /api/v4/version @ a.yaml:4',
     ]);
     expect(c.preset).toBe('presets/mine');
-    expect(decide(c, 'POST', '/api/v4/projects/5/issues')).toMatchObject({ allow: true, why: '"GET,POST /api/v4/projects/:id/issues" (presets/mine.yaml:5)' });
+    expect(await decideDescribed(c, { method: 'POST', target: '/api/v4/projects/5/issues' }, offlineResolver)).toMatchObject({ verdict: 'allow', ruleLabel: 'GET,POST /api/v4/projects/:id/issues (presets/mine.yaml:5)' });
   });
 
-  it('removes rules written exactly as in the preset', () => {
+  it('removes rules written exactly as in the preset', async () => {
     const dir = policyDir({ 'presets/mine.yaml': MINE, 'a.yaml': 'clients:\n  c:\n    extends: presets/mine\n    remove:\n      - GET /api/v4/projects/:id/wikis\n' });
     const c = loadPolicyDir(dir, dir).clients.get('c')!;
     expect(c.rules.map((r) => r.text)).toEqual(['GET /api/v4/user', 'GET,POST /api/v4/projects/:id/issues']);
-    expect(decide(c, 'GET', '/api/v4/projects/5/wikis').allow).toBe(false);
+    expect((await decideDescribed(c, { method: 'GET', target: '/api/v4/projects/5/wikis' }, offlineResolver)).verdict).toBe('deny');
   });
 
   it('reports a removed rule that is not in the preset, remove without extends and an unknown preset', () => {
@@ -134,7 +134,7 @@ describe('mode and tests', () => {
     expect(problemsOf(() => compilePolicy([{ display: 'a.yaml', text: 'clients:\n  c:\n    mode: audit\n' }]))).toEqual([expect.stringMatching(/^3:11 c\.mode: /)]);
   });
 
-  it('check runs every client\'s tests and reports a failing one at its line', () => {
+  it('check runs every client\'s tests and reports a failing one at its line', async () => {
     const dir = policyDir({
       'presets/mine.yaml': MINE,
       'a.yaml': `clients:
@@ -150,17 +150,17 @@ describe('mode and tests', () => {
       - deny: OPTIONS /api/v4/user
 `,
     });
-    const r = checkPolicyDir(dir, dir);
+    const r = await checkPolicyDir(dir, dir);
     expect(r.tests).toBe(6);
     expect(r.presets).toBe(1);
     expect(r.problems.map(formatProblem)).toEqual([
-      'a.yaml:9:9 test failed: GET /api/v4/projects/1 should be allowed, but is denied: no-rule: no rule matches',
-      'a.yaml:10:9 test failed: GET /api/v4/user should be denied, but "GET /api/v4/user" (presets/mine.yaml:4) allows it',
+      'a.yaml:9:9 test failed: GET /api/v4/projects/1 should be allowed, but is only forwarded by report mode: no-rule: no rule matches',
+      'a.yaml:10:9 test failed: GET /api/v4/user should be denied, but GET /api/v4/user (presets/mine.yaml:4) allows it',
     ]);
   });
 
-  it('check validates presets no client uses yet', () => {
+  it('check validates presets no client uses yet', async () => {
     const dir = policyDir({ 'presets/unused.yaml': 'preset: unused\nallow: [GET /api/v3/x]\n' });
-    expect(checkPolicyDir(dir, dir).problems.map(formatProblem)).toEqual(['presets/unused.yaml:2:9 path must start with /api/v4/']);
+    expect((await checkPolicyDir(dir, dir)).problems.map(formatProblem)).toEqual(['presets/unused.yaml:2:9 path must start with /api/v4/']);
   });
 });

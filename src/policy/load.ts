@@ -187,6 +187,7 @@ function buildClient(
     revokedJti: new Set(spec.revoked_jti ?? []),
     tokensIssuedAfter: tokensIssuedAfter ?? undefined,
     allowTokenSelfRead: spec.allow_token_self_read ?? false,
+    admin: spec.admin === true,
     rules,
     matcher: new Matcher(rules),
     source,

@@ -43,6 +43,7 @@ export const RuleObjectSchema = z.strictObject({
   deny_fields: z.array(z.string()).optional().describe('Keys that refuse the request when present in its body or query.'),
   projects: ScopeListSchema('project').describe('Narrow this rule to these projects (on top of the client\'s projects:).'),
   groups: ScopeListSchema('group').describe('Narrow this rule to these groups (on top of the client\'s groups:).'),
+  target: z.record(z.string(), ConstraintSchema).optional().describe('Fields the object the request acts on must have now (read from GitLab before forwarding), e.g. { url: { pattern: "^https://hooks\\.example\\.com/" } } on PUT/DELETE .../hooks/:hook_id.'),
 });
 
 export const ClientSchema = z.strictObject({
@@ -57,6 +58,10 @@ export const ClientSchema = z.strictObject({
     .boolean()
     .optional()
     .describe('Allow GET /api/v4/personal_access_tokens/self (read the real token\'s metadata). Rotation is never allowed.'),
+  admin: z
+    .boolean()
+    .optional()
+    .describe('Let this client\'s rules reach instance administration routes (admin class, src/catalogue/classes.ts). Credential routes stay refused.'),
   upstream_token_file: z
     .string()
     .min(1)

@@ -60,13 +60,13 @@ export function checkBody(body: Buffer, contentType: string | undefined, req: Ca
     // Rack reads a POST without Content-Type as a form (rack request.rb form_data?), and
     // Rails parses other JSON-like types (text/x-json, application/jsonrequest) as JSON.
     throw new ProxyError('unsupported-media', 'content-type', {
-      detail: 'body must be application/json, application/x-www-form-urlencoded or multipart/form-data',
+      message: 'body must be application/json, application/x-www-form-urlencoded or multipart/form-data',
       closeConnection: true,
     });
   }
   const queryBases = new Set(req.query.map((p) => rackBase(p.key)));
   for (const base of bases) {
-    if (base === 'sudo') throw new ProxyError('forbidden', 'sudo', { detail: 'sudo is not allowed through this proxy' });
+    if (base === 'sudo') throw new ProxyError('forbidden', 'sudo', { message: 'sudo is not allowed through this proxy' });
     if (FORBIDDEN.has(base) && !(base === 'token' && HOOK_PATH.test(req.path))) {
       throw malformed('forbidden-body-key', `body parameter "${base}" is not allowed`);
     }

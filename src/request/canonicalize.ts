@@ -25,6 +25,8 @@ export interface CanonicalRequest {
   formatAlias: readonly string[] | undefined;
   surface: Surface;
   query: readonly Param[];
+  /** Whether the target had a "?" at all (an empty query is a query to GraphQL's reading). */
+  hasQuery: boolean;
   /** The query to forward, raw, with the client's own credential removed ('' for none). */
   forwardQuery: string;
   credential: ClientCredential | undefined;
@@ -32,6 +34,8 @@ export interface CanonicalRequest {
   forwardHeaders: Readonly<Record<string, string>>;
   host: string | undefined;
   body: { length: number | undefined; mediaType: string | undefined } | undefined;
+  /** The Content-Type as sent (a multipart body's boundary is read from it). */
+  contentType: string | undefined;
   /** A git smart-HTTP route (src/git/route.ts); undefined for every other path. */
   git?: GitRoute | undefined;
 }
@@ -46,10 +50,11 @@ const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()+,=@%/]*$/;
 const QUERY_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?[\]]*$/;
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 const CONTROL = /[\x00-\x1f\x7f\\]/;
+const ENCODED_UNRESERVED = /%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f]|7[0-9AaEe])/;
 
 export function canonicalize(method: string, rawTarget: string, rawHeaders: readonly string[], root: string): CanonicalRequest {
   // Workhorse accepts only the exact upper-case method names (rejectmethods/middleware.go).
-  if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { detail: 'method not allowed', closeConnection: true });
+  if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { message: 'method not allowed', closeConnection: true });
   const gitRules = gitHeaderRules(method, rawTarget.split('?', 1)[0]!, root);
   const headers = readHeaders(rawHeaders, gitRules);
 
@@ -66,7 +71,7 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
   const clientTokenParams = query.filter((p) => CLIENT_TOKEN_PARAMS.has(p.base));
   for (const p of clientTokenParams) {
     if (p.key !== p.base || credential) {
-      throw new ProxyError('unauthorized', 'ambiguous-credentials', { detail: 'send one credential only' });
+      throw new ProxyError('unauthorized', 'ambiguous-credentials', { message: 'send one credential only' });
     }
     credential = { source: p.base === 'private_token' ? 'query:private_token' : 'query:access_token', token: p.value };
   }
@@ -94,11 +99,13 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     formatAlias,
     surface,
     query,
+    hasQuery: q !== -1,
     forwardQuery,
     credential,
     forwardHeaders: headers.forward,
     host: headers.host,
     body: hasBody ? { length: headers.contentLength, mediaType: mediaType(headers.contentType) } : undefined,
+    contentType: headers.contentType,
     git,
   };
 }
@@ -112,8 +119,12 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   // form, so "/api/v4/%69nternal" is routed as "/api/v4/internal". Clients encode none of
   // the unreserved characters but "." (python-gitlab writes README%2Emd); refusing the
   // others keeps every literal in the path readable as written.
-  if (/%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f]|7[0-9AaEe])/.test(rawPath)) {
-    throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+  // One exception: a segment holding an encoded "/" is always a parameter value (no route
+  // literal contains "/"), which Mustermann unescapes whole: "acme%2Fmy%2Dapp" is "acme/my-app".
+  for (const seg of rawPath.split('/')) {
+    if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
+      throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+    }
   }
   let rel = rawPath;
   let surface: Surface = 'api';
@@ -153,7 +164,7 @@ function readQuery(rawQuery: string): Param[] {
   if (!QUERY_CHARS.test(rawQuery)) throw malformed('query-characters', 'query contains characters that must be percent-encoded');
   const params = parseParams(rawQuery, 'query');
   for (const p of params) {
-    if (p.base === 'sudo') throw new ProxyError('forbidden', 'sudo', { detail: 'sudo is not allowed through this proxy' });
+    if (p.base === 'sudo') throw new ProxyError('forbidden', 'sudo', { message: 'sudo is not allowed through this proxy' });
     if (p.base === '_method') throw malformed('method-override', 'method override parameters are not allowed');
     if (CREDENTIAL_PARAMS.has(p.base) && !CLIENT_TOKEN_PARAMS.has(p.base)) throw malformed('credential-parameter', `parameter "${p.base}" is not allowed`);
     // Grape picks the response format from ?format= (grape middleware/formatter.rb).
@@ -187,4 +198,4 @@ function mediaType(contentType: string | undefined): string | undefined {
 }
 
 const badContentType = (): ProxyError =>
-  new ProxyError('unsupported-media', 'content-type', { detail: 'unsupported content-type parameters', closeConnection: true });
+  new ProxyError('unsupported-media', 'content-type', { message: 'unsupported content-type parameters', closeConnection: true });

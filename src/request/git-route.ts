@@ -81,28 +81,28 @@ export function gitRoute(
   // (snippets/<id>.git) are repositories of their own in GitLab (lib/gitlab/repo_type.rb,
   // lib/gitlab/path_regex.rb repository_git_route_regex): not served.
   if (/\.(?:wiki|design|git)$/i.test(repo) || names[0]!.toLowerCase() === 'snippets') {
-    throw new ProxyError('forbidden', 'git-repository-type', { detail: 'only project repositories are served' });
+    throw new ProxyError('forbidden', 'git-repository-type', { message: 'only project repositories are served' });
   }
   if (gitProtocol !== undefined && !GIT_PROTOCOL.test(gitProtocol)) throw malformed('git-protocol', 'Git-Protocol must be version=0, 1 or 2');
   const project = [...names, repo].join('/');
 
   if (m[2] === 'info/refs') {
-    if (method !== 'GET') throw new ProxyError('method-not-allowed', 'method', { detail: 'info/refs is GET only' });
+    if (method !== 'GET') throw new ProxyError('method-not-allowed', 'method', { message: 'info/refs is GET only' });
     // The smart protocol only: one `service`, spelled exactly. A dumb-HTTP info/refs (no
     // service) would be answered by GitLab too, with a different body.
     const service = query.length === 1 && query[0]!.raw.startsWith('service=') ? query[0]!.raw.slice('service='.length) : undefined;
     if (service !== 'git-upload-pack' && service !== 'git-receive-pack') {
-      throw new ProxyError('forbidden', 'git-service', { detail: 'info/refs takes exactly ?service=git-upload-pack' });
+      throw new ProxyError('forbidden', 'git-service', { message: 'info/refs takes exactly ?service=git-upload-pack' });
     }
     return { kind: 'advertise', service, project };
   }
   const service = m[2] as GitService;
-  if (method !== 'POST') throw new ProxyError('method-not-allowed', 'method', { detail: `${service} is POST only` });
-  if (query.length > 0) throw new ProxyError('forbidden', 'git-service', { detail: `${service} takes no query` });
+  if (method !== 'POST') throw new ProxyError('method-not-allowed', 'method', { message: `${service} is POST only` });
+  if (query.length > 0) throw new ProxyError('forbidden', 'git-service', { message: `${service} takes no query` });
   // Workhorse routes the POST to Gitaly only with this exact type (isContentType matcher);
   // any other type falls through to Rails.
   if (mediaType !== `application/x-${service}-request`) {
-    throw new ProxyError('unsupported-media', 'content-type', { detail: `body must be application/x-${service}-request`, closeConnection: true });
+    throw new ProxyError('unsupported-media', 'content-type', { message: `body must be application/x-${service}-request`, closeConnection: true });
   }
   return { kind: 'rpc', service, project };
 }

@@ -62,7 +62,7 @@ export function readHeaders(rawHeaders: readonly string[], git?: GitHeaderRules)
     }
   }
 
-  if (values.has('sudo')) throw new ProxyError('forbidden', 'sudo', { detail: 'sudo is not allowed through this proxy' });
+  if (values.has('sudo')) throw new ProxyError('forbidden', 'sudo', { message: 'sudo is not allowed through this proxy' });
   for (const name of METHOD_OVERRIDE) {
     if (values.has(name)) throw malformed('method-override', 'method override headers are not allowed');
   }
@@ -76,7 +76,7 @@ export function readHeaders(rawHeaders: readonly string[], git?: GitHeaderRules)
   if (cl !== undefined && !/^[0-9]{1,15}$/.test(cl)) throw malformed('content-length', 'invalid content-length');
   const ce = values.get('content-encoding');
   if (ce !== undefined && ce.toLowerCase() !== 'identity' && !(git?.gzip && ce.toLowerCase() === 'gzip')) {
-    throw new ProxyError('unsupported-media', 'content-encoding', { detail: 'compressed request bodies are not accepted', closeConnection: true });
+    throw new ProxyError('unsupported-media', 'content-encoding', { message: 'compressed request bodies are not accepted', closeConnection: true });
   }
 
   const host = values.get('host');
@@ -115,7 +115,7 @@ function credentialFromHeaders(values: Map<string, string>): ClientCredential | 
     else if (scheme === 'basic') found.push({ source: 'basic', token: basicPassword(m![2]!) });
     else throw new ProxyError('unauthorized', 'unsupported-authorization');
   }
-  if (found.length > 1) throw new ProxyError('unauthorized', 'ambiguous-credentials', { detail: 'send one credential only' });
+  if (found.length > 1) throw new ProxyError('unauthorized', 'ambiguous-credentials', { message: 'send one credential only' });
   return found[0];
 }
 

@@ -2,11 +2,8 @@
 // (src/policy/evaluate.ts) and the body was read: object rules' constraints, the client's and
 // the rule's project/group scope, and which list answers must be filtered. Async because
 // scope asks GitLab who a project or group is (src/scope/scope.ts).
-import { bodyFields, constraintFailure, type ConstraintInput } from '../policy/constraints.ts';
-import type { Decision } from '../policy/evaluate.ts';
-import type { Client } from '../types.ts';
-import type { Match } from '../policy/matcher.ts';
-import type { Method, Rule } from '../policy/rule.ts';
+import { bodyFields, constraintFailure, targetFailure, type ConstraintInput, type Failure } from '../policy/constraints.ts';
+import type { Client, Match, Method, Rule } from '../types.ts';
 import type { Param } from '../request/query.ts';
 import { matchesScope, targetOf, type ScopeKind, type ScopePattern, type ScopeResolver, type ScopeTarget } from './scope.ts';
 
@@ -24,12 +21,12 @@ export type Verdict =
       allow: true;
       /** The rule that allowed it (the first whose constraints pass), if any. */
       rule: Rule | undefined;
-      /** What scope decided, for the audit line's reason; undefined when scope played no part. */
+      /** What scope decided, for the audit line's detail; undefined when scope played no part. */
       note: string | undefined;
       /** Keeps an item of a list answer (GET /projects, /groups...); undefined: no filtering. */
       listFilter: ((item: unknown) => boolean) | undefined;
     }
-  | { allow: false; reason: string; rule: Rule | undefined };
+  | { allow: false; reason: Failure['reason']; detail: string; rule: Rule | undefined };
 
 /** A project or group the request names: `ref` is a numeric id or a decoded full path. */
 export interface NamedTarget {
@@ -90,20 +87,21 @@ export function listKind(method: Method, segments: readonly string[]): ScopeKind
   return undefined;
 }
 
-/** Decides what `authorize` allowed (or report mode forwards) once the body is known. */
+/** Decides what the path allowed (`match`, undefined for report mode's forwards and rules
+ *  the proxy grants itself) once the body is known. */
 export async function enforce(
   client: Client,
-  decision: Decision,
+  match: Match | undefined,
   input: EnforceInput,
   resolver: ScopeResolver | undefined,
 ): Promise<Verdict> {
-  // Candidates: the rule authorize found, or, when that one has constraints, every rule that
+  // Candidates: the rule the path found, or, when that one has constraints, every rule that
   // matches the path and method, most specific first; the first that passes decides.
-  const primary = decision.allow ? decision.rule : undefined;
+  const primary = match?.rule;
   let candidates: Match[] = [];
-  if (primary && decision.allow) {
-    candidates = primary.constraints ? client.matcher.matchAll(input.method, input.segments) : [{ rule: primary, params: decision.params }];
-    if (candidates.length === 0) candidates = [{ rule: primary, params: decision.params }];
+  if (match) {
+    candidates = match.rule.constraints ? client.matcher.matchAll(input.method, input.segments) : [match];
+    if (candidates.length === 0) candidates = [match];
   }
   let body: ReturnType<typeof bodyFields> | null = null;
   const cInput: ConstraintInput = {
@@ -116,39 +114,41 @@ export async function enforce(
     if (!resolved.has(key)) resolved.set(key, resolver ? await resolver.resolve(t.kind, t.ref) : null);
     return resolved.get(key)!;
   };
-  const scopeProblem = async (targets: readonly NamedTarget[], lists: { projects?: readonly ScopePattern[] | undefined; groups?: readonly ScopePattern[] | undefined }, whose: string): Promise<string | undefined> => {
+  const scopeProblem = async (targets: readonly NamedTarget[], lists: { projects?: readonly ScopePattern[] | undefined; groups?: readonly ScopePattern[] | undefined }, whose: string): Promise<Failure | undefined> => {
     for (const t of targets) {
       const list = t.kind === 'project' ? lists.projects : lists.groups;
       if (!list) continue;
       const target = NUMERIC.test(t.ref) || t.ref.includes('/') || t.kind === 'group' ? await resolve(t) : null;
-      if (!target) return `scope-unresolved: ${t.kind} ${t.ref} cannot be resolved`;
-      if (!matchesScope(list, target)) return `scope: ${t.kind} ${target.fullPath} not in ${whose}${t.kind === 'project' ? 'projects' : 'groups'}`;
+      if (!target) return { reason: 'scope-unresolved', detail: `${t.kind} ${t.ref} cannot be resolved` };
+      if (!matchesScope(list, target)) return { reason: 'scope', detail: `${t.kind} ${target.fullPath} not in ${whose}${t.kind === 'project' ? 'projects' : 'groups'}` };
     }
     return undefined;
   };
 
   let winner: Match | undefined;
-  let firstFailure: { reason: string; rule: Rule } | undefined;
+  let firstFailure: { failure: Failure; rule: Rule } | undefined;
   for (const m of candidates) {
-    let reason = constraintFailure(m.rule, cInput);
-    if (!reason && m.rule.constraints) reason = await scopeProblem(namedTargets(input.segments, m.params), m.rule.constraints, 'the rule\'s ');
-    if (!reason) {
+    let failure = constraintFailure(m.rule, cInput);
+    if (!failure && m.rule.constraints) failure = await scopeProblem(namedTargets(input.segments, m.params), m.rule.constraints, 'the rule\'s ');
+    // target: the object's current state, read from GitLab before forwarding.
+    if (!failure && m.rule.constraints?.target.size) failure = targetFailure(m.rule, resolver ? await resolver.current('/' + input.segments.join('/')) : undefined);
+    if (!failure) {
       winner = m;
       break;
     }
-    firstFailure ??= { reason, rule: m.rule };
+    firstFailure ??= { failure, rule: m.rule };
   }
-  if (primary && !winner) return { allow: false, reason: firstFailure!.reason, rule: firstFailure!.rule };
+  if (primary && !winner) return { allow: false, ...firstFailure!.failure, rule: firstFailure!.rule };
 
   // The client's own lists hold whatever rule (or report mode) let the request through.
   const targets = namedTargets(input.segments, winner?.params ?? {});
   const clientProblem = await scopeProblem(targets, client, '');
-  if (clientProblem) return { allow: false, reason: clientProblem, rule: winner?.rule };
+  if (clientProblem) return { allow: false, ...clientProblem, rule: winner?.rule };
 
   let note: string | undefined;
   const scoped = targets.filter((t) => (t.kind === 'project' ? client.projects : client.groups) || (t.kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups));
   if (scoped.length > 0) {
-    note = 'scope: ' + scoped.map((t) => `${t.kind} ${resolved.get(`${t.kind}:${t.ref}`)?.fullPath ?? t.ref}`).join(', ') + ' in scope';
+    note = scoped.map((t) => `${t.kind} ${resolved.get(`${t.kind}:${t.ref}`)?.fullPath ?? t.ref}`).join(', ') + ' in scope';
   }
   const kind = listKind(input.method, input.segments);
   let listFilter: ((item: unknown) => boolean) | undefined;
@@ -160,15 +160,15 @@ export async function enforce(
         const target = targetOf(kind, item);
         return target !== null && lists.every((l) => matchesScope(l, target));
       };
-      note = `${note ? `${note}; ` : ''}scope: ${kind} list filtered to ${kind === 'project' ? 'projects' : 'groups'}`;
+      note = `${note ? `${note}; ` : ''}${kind} list filtered to ${kind === 'project' ? 'projects' : 'groups'}`;
     }
   }
   return { allow: true, rule: winner?.rule ?? primary, note, listFilter };
 }
 
 /** Whether anything here can apply to this client at all (most clients: no, and the
- *  pipeline skips the async step). */
-export function needsEnforcement(client: Client, decision: Decision): boolean {
+ *  decision skips the async step). */
+export function needsEnforcement(client: Client, match: Match | undefined): boolean {
   // A most specific rule without constraints passes on its own: other rules need not be tried.
-  return client.projects !== undefined || client.groups !== undefined || (decision.allow && decision.rule?.constraints !== undefined);
+  return client.projects !== undefined || client.groups !== undefined || match?.rule.constraints !== undefined;
 }

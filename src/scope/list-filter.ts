@@ -8,7 +8,7 @@
 // unfiltered body.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestContext } from '../context.ts';
-import { ProxyError } from '../errors.ts';
+import { refusal, type Refusal } from '../errors.ts';
 
 /** A page of 100 projects is well under 1 MiB; an answer far larger is refused. */
 export const LIST_MAX_BYTES = 8 * 1024 * 1024;
@@ -22,7 +22,7 @@ export function respondFilteredList(
   headers: OutgoingHttpHeaders,
   ctx: RequestContext,
   keep: (item: unknown) => boolean,
-  refuse: (refusal: ProxyError) => void,
+  refuse: (refusal: Refusal) => void,
 ): void {
   for (const name of DROPPED) if (name !== 'content-length' && name !== 'content-encoding') delete headers[name];
   const head = res.req?.method === 'HEAD';
@@ -39,7 +39,7 @@ export function respondFilteredList(
   const fail = (): void => {
     if (failed) return;
     failed = true;
-    if (!res.headersSent) refuse(new ProxyError('bad-gateway', 'upstream-list-unfilterable'));
+    if (!res.headersSent) refuse(refusal('upstream-list-unfilterable'));
     if (res.writableFinished) proxyRes.destroy();
     else res.once('finish', () => proxyRes.destroy());
   };

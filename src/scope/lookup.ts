@@ -3,7 +3,7 @@
 // time limit and a bounded answer.
 import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
-import { ScopeResolver, type ScopeLookup } from './scope.ts';
+import { GitLabScopeResolver, type ScopeLookup } from './scope.ts';
 
 export interface LookupSettings {
   gitlabUrl: URL;
@@ -57,6 +57,6 @@ export function gitlabLookup(settings: LookupSettings): ScopeLookup {
     });
 }
 
-export function createScopeResolver(settings: LookupSettings & { ttlMs: number; maxEntries: number }): ScopeResolver {
-  return new ScopeResolver({ lookup: gitlabLookup(settings), ttlMs: settings.ttlMs, maxEntries: settings.maxEntries });
+export function createScopeResolver(settings: LookupSettings & { ttlMs: number; maxEntries: number }): GitLabScopeResolver {
+  return new GitLabScopeResolver({ lookup: gitlabLookup(settings), ttlMs: settings.ttlMs, maxEntries: settings.maxEntries });
 }

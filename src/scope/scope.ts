@@ -8,9 +8,9 @@
 // with the current project: app/models/route.rb, RedirectRoute; lib/api/helpers.rb
 // find_project -> Project.find_by_full_path(follow_redirects: true)) is judged by its
 // current path, and an id is judged by the path it has now.
-import type { Client, ScopeKind, ScopePattern, ScopeTarget } from '../types.ts';
+import type { Client, ScopeKind, ScopePattern, ScopeResolver, ScopeTarget } from '../types.ts';
 
-export type { ScopeKind, ScopePattern, ScopeTarget };
+export type { ScopeKind, ScopePattern, ScopeResolver, ScopeTarget };
 
 /** GitLab's path segment characters (app/models/namespace.rb, lib/gitlab/path_regex.rb). */
 const PATH_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -76,7 +76,7 @@ interface CacheEntry {
  * request. Null when GitLab does not know it (or the proxy's token cannot see it); a failure
  * to reach GitLab is null as well and is not cached.
  */
-export class ScopeResolver {
+export class GitLabScopeResolver implements ScopeResolver {
   readonly #opts: ScopeResolverOptions;
   readonly #now: () => number;
   /** Map iteration order is insertion order: re-inserting on use makes it an LRU. */
@@ -94,6 +94,18 @@ export class ScopeResolver {
 
   clear(): void {
     this.#cache.clear();
+  }
+
+  /** The object at `path` ("/api/v4/projects/5/hooks/7") as GitLab answers a GET now, with
+   *  the proxy's token; never cached (a `target:` constraint checks its current state).
+   *  Undefined when GitLab does not answer 200 with JSON. */
+  async current(path: string): Promise<unknown> {
+    try {
+      const answer = await this.#opts.lookup(path);
+      return answer.status === 200 ? answer.body : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async resolve(kind: ScopeKind, idOrPath: string): Promise<ScopeTarget | null> {

@@ -134,14 +134,19 @@ describe('the .json format suffix and the format parameter', () => {
     expect(rec.url).toBe('/api/v4/projects/1/repository/files/README.md.json?ref=main');
   });
 
-  it('refuses x.json when a rule names only x', async () => {
-    await expectRefused(h, await get('/api/v4/projects/1/merge_requests.json'), /^no-rule/, 403);
-    await expectRefused(h, await get('/api/v4/projects/1.json'), /^bad-identifier/, 403);
+  it('forwards x.json when GitLab routes it only as x, and x is allowed (src/catalogue/format.ts)', async () => {
+    expect((await forwarded(h, await get('/api/v4/projects/1/merge_requests.json'))).url).toBe('/api/v4/projects/1/merge_requests.json');
+    h.standin.reset();
+    expect((await forwarded(h, await get('/api/v4/projects/1.json'))).url).toBe('/api/v4/projects/1.json');
+    h.standin.reset();
+    await expectRefused(h, await get('/api/v4/projects/1/issues.json'), /^no-rule/, 403);
+    await expectRefused(h, await get('/api/v4/projects/01.json'), /^bad-identifier/, 403);
   });
 
   it('refuses x.json when GitLab may read it as an x that is not allowed', async () => {
     // The rule names the file package.json; Grape may also read the route as the file "package".
-    await expectRefused(h, await get('/api/v4/projects/2/repository/files/package.json?ref=main'), /^format-suffix/, 403);
+    const line = await expectRefused(h, await get('/api/v4/projects/2/repository/files/package.json?ref=main'), 'no-rule', 403);
+    expect(line.detail).toMatch(/read without its \.json suffix/);
     await expectRefused(h, await get('/api/v4/projects/2/repository/files/package%2Ejson?ref=main'), /^no-rule/, 403);
     await expectRefused(h, await get('/api/v4/user.json'), /^no-rule/, 403);
   });

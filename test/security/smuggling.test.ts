@@ -52,35 +52,35 @@ describe('framing two parsers could read differently', () => {
   it('Transfer-Encoding with Content-Length', async () => {
     await expectSmugglingRefused(
       head(['POST /api/v4/projects/1/merge_requests/1/notes HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${jwt}`, 'Content-Type: application/json', 'Content-Length: 4', 'Transfer-Encoding: chunked']) + '0\r\n\r\n' + smuggled(),
-      400, /^unparseable:/,
+      400, /^unparseable$/,
     );
   });
 
   it('two Content-Length headers', async () => {
     await expectSmugglingRefused(
       head(['POST /api/v4/projects/1/merge_requests/1/notes HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${jwt}`, 'Content-Type: application/json', 'Content-Length: 0', 'Content-Length: 44']) + smuggled(),
-      400, /^unparseable:/,
+      400, /^unparseable$/,
     );
   });
 
   it.each(['gzip, chunked', 'chunked, chunked', 'identity, chunked'])('Transfer-Encoding: %s', async (te) => {
     await expectSmugglingRefused(
       head(['POST /api/v4/projects/1/merge_requests/1/notes HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${jwt}`, 'Content-Type: application/json', `Transfer-Encoding: ${te}`]) + '0\r\n\r\n' + smuggled(),
-      400, /^(transfer-encoding|unparseable:)/,
+      400, /^(transfer-encoding|unparseable)$/,
     );
   });
 
   it('a Content-Length that is not a plain number', async () => {
     await expectSmugglingRefused(
       head(['POST /api/v4/projects/1/merge_requests/1/notes HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${jwt}`, 'Content-Type: application/json', 'Content-Length: +0']) + smuggled(),
-      400, /^unparseable:/,
+      400, /^unparseable$/,
     );
   });
 
   it('an obsolete folded header line', async () => {
     await expectSmugglingRefused(
       head(['GET /api/v4/projects/1 HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${jwt}`, 'X-Folded: a', ' Transfer-Encoding: chunked']) + smuggled(),
-      400, /^unparseable:/,
+      400, /^unparseable$/,
     );
   });
 });
@@ -134,7 +134,7 @@ describe('a refused request whose body was not read', () => {
   it('a chunked body with a bad chunk size', async () => {
     await expectSmugglingRefused(
       head(['POST /api/v4/projects/1/merge_requests/1/notes HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${jwt}`, 'Content-Type: application/json', 'Transfer-Encoding: chunked']) + 'zz\r\n{}\r\n0\r\n\r\n' + smuggled(),
-      400, /^unparseable:/,
+      400, /^unparseable$/,
     );
   });
 });

@@ -332,6 +332,12 @@ function redirectMoved(ctx: Ctx, fullPath: string): void {
   const query = ctx.rec.query === '' ? '' : `?${ctx.rec.query}`;
   sendJson(ctx.res, 301, { message: '301 Moved Permanently' }, { Location: `${ctx.state.base}/api/v4/${segments.join('/')}${query}` });
 }
+function withHook(handle: (ctx: Ctx, p: Project, hook: Json) => void): ProjectHandler {
+  return (ctx, p) => {
+    const hook = (ctx.state.hooks.get(p.id) ?? []).find((h) => String(h.id) === decodeOnce(ctx.route.hook_id));
+    return hook ? handle(ctx, p, hook) : fail(ctx, 404, '404 Not found');
+  };
+}
 function withMergeRequest(handle: (ctx: Ctx, p: Project, mr: Json) => void): ProjectHandler {
   return (ctx, p) => {
     const iid = decodeOnce(ctx.route.iid) ?? '';
@@ -540,6 +546,15 @@ const ROUTES: readonly Route[] = [
   route('GET', '/projects/:id/jobs/:job_id/artifacts', withProject(getArtifacts)),
   route('GET', '/projects/:id/hooks', withProject((ctx, p) => paged(ctx, ctx.state.hooks.get(p.id) ?? []))),
   route('POST', '/projects/:id/hooks', withProject(createHook)),
+  route('GET', '/projects/:id/hooks/:hook_id', withProject(withHook((ctx, _p, hook) => sendJson(ctx.res, 200, hook)))),
+  route('PUT', '/projects/:id/hooks/:hook_id', withProject(withHook((ctx, _p, hook) => {
+    if (typeof ctx.params.url === 'string') hook.url = ctx.params.url;
+    sendJson(ctx.res, 200, hook);
+  }))),
+  route('DELETE', '/projects/:id/hooks/:hook_id', withProject(withHook((ctx, p, hook) => {
+    ctx.state.hooks.set(p.id, (ctx.state.hooks.get(p.id) ?? []).filter((h) => h !== hook));
+    ctx.res.writeHead(204).end();
+  }))),
   route('POST', '/projects/:id/members', withProject(addMember)),
   route('GET', '/groups', (ctx) => paged(ctx, [...GROUPS].sort((a, b) => a.name.localeCompare(b.name)).map((g) => groupJson(ctx.state, g)))),
   route('GET', '/groups/:id', getGroup),

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { authorize, type AuthorizeInput } from './evaluate.ts';
-import { compilePolicy, PolicyError, type Client } from './load.ts';
-import { parseRule, RuleSyntaxError, type Method } from './rule.ts';
+import { compilePolicy, PolicyError } from '../policy/load.ts';
+import { parseRule, RuleSyntaxError } from '../policy/rule.ts';
+import type { Client, Method } from '../types.ts';
+import { decidePath as authorize } from './path.ts';
+
+type AuthorizeInput = Parameters<typeof authorize>[1];
 
 const client = (allow: string[], extra = ''): Client =>
   compilePolicy([{ display: 'p.yaml', text: `clients:\n  c:\n${extra}    allow:\n${allow.map((r) => `      - ${JSON.stringify(r)}`).join('\n')}\n` }]).clients.get('c')!;
@@ -51,7 +54,7 @@ describe('matching', () => {
   });
   it('lets :name match one raw segment, encoded slash included', () => {
     expect(allowed(c, 'POST', '/api/v4/projects/acme%2Fapp/merge_requests/3/notes')).toBe(true);
-    expect(authorize(c, req('POST', '/api/v4/projects/acme%2Fapp/merge_requests/3/notes'))).toMatchObject({ params: { id: 'acme%2Fapp', iid: '3' } });
+    expect(authorize(c, req('POST', '/api/v4/projects/acme%2Fapp/merge_requests/3/notes'))).toMatchObject({ match: { params: { id: 'acme%2Fapp', iid: '3' } } });
   });
   it('lets ** match zero or more trailing segments and * exactly one', () => {
     expect(allowed(c, 'GET', '/api/v4/projects/5/repository')).toBe(true);
@@ -65,8 +68,8 @@ describe('matching', () => {
   });
   it('prefers a literal rule over a parameter rule and backtracks when the literal branch fails', () => {
     const d = client(['GET /api/v4/users/me', 'GET,POST /api/v4/users/:user']);
-    expect(authorize(d, req('GET', '/api/v4/users/me'))).toMatchObject({ allow: true, rule: { text: 'GET /api/v4/users/me' } });
-    expect(authorize(d, req('POST', '/api/v4/users/me'))).toMatchObject({ allow: true, rule: { text: 'GET,POST /api/v4/users/:user' } });
+    expect(authorize(d, req('GET', '/api/v4/users/me'))).toMatchObject({ allow: true, match: { rule: { text: 'GET /api/v4/users/me' } } });
+    expect(authorize(d, req('POST', '/api/v4/users/me'))).toMatchObject({ allow: true, match: { rule: { text: 'GET,POST /api/v4/users/:user' } } });
   });
   it('refuses ids GitLab could read as another project', () => {
     for (const id of ['0005', '5+', '-5', '5.json', 'acme', 'acme%2F']) expect(allowed(c, 'GET', `/api/v4/projects/${id}`), id).toBe(false);
@@ -87,7 +90,7 @@ describe('matching', () => {
 describe('fixed decisions', () => {
   it('never forwards internal or the token\'s own endpoints, whatever the rules say', () => {
     const c = client(['* /api/v4/**']);
-    expect(authorize(c, req('GET', '/api/v4/internal/check'))).toMatchObject({ allow: false, reason: expect.stringMatching(/^internal-api/) });
+    expect(authorize(c, req('GET', '/api/v4/internal/check'))).toMatchObject({ allow: false, reason: 'internal-api' });
     expect(allowed(c, 'GET', '/api/v4/personal_access_tokens/self')).toBe(false);
     expect(allowed(c, 'POST', '/api/v4/personal_access_tokens/self/rotate')).toBe(false);
     expect(allowed(c, 'GET', '/api/v4/projects/1')).toBe(true);
