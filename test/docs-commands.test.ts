@@ -55,9 +55,9 @@ describe('README and docs commands, as written', () => {
     const check = npx(['check'], env);
     expect(check.stdout.trim(), check.stderr).toMatch(/^ok\b/);
     const explainBlock = codeBlocks(readme).find((b) => b.body.startsWith('npx gitlab-scope-proxy explain --client packit'))!;
-    const [command, expected] = explainBlock.body.trim().split('\n');
+    const [command, ...expected] = explainBlock.body.trim().split('\n');
     const explain = npx(command!.split(' ').slice(2), env);
-    expect(explain.stdout.trim()).toBe(expected!.replace(/^# /, ''));
+    expect(explain.stdout.trim()).toBe(expected.map((l) => l.replace(/^# /, '')).join('\n'));
     const token = npx(['token', '--client', 'packit', '--expires-in', '90d'], env);
     expect(token.stdout.trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
   }, 90_000);

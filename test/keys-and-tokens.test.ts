@@ -100,7 +100,7 @@ describe('check: messages that point at the fix', { timeout: TIMEOUT }, () => {
     ]);
     expect(r.stdout).toContain('"GET /api/v4/projects/:id/repository/tre" is not a rule of preset presets/glean-readonly');
     expect(r.stdout).toContain('; the closest rule is "GET /api/v4/projects/:id/repository/tree"');
-    expect(r.stdout).toContain('unknown key "pth" in a rule (method, path, body, query, deny_fields, projects, groups); did you mean "path"?');
+    expect(r.stdout).toMatch(/unknown key "pth" in a rule \(method, path, [a-z_, ]+\); did you mean "path"\?/);
   });
 });
 
