@@ -47,18 +47,20 @@ LABEL org.opencontainers.image.title="gitlab-scope-proxy" \
       org.opencontainers.image.licenses="MIT"
 
 ENV NODE_ENV=production \
-    POLICY_DIR=/policies
+    POLICY_DIR=/policies \
+    SQLITE_FILE=/var/lib/gitlab-scope-proxy/state.sqlite
 
 # A dedicated numeric user, so Kubernetes can verify runAsNonRoot without a
-# runAsUser override. /var/log/gitlab-scope-proxy is owned by it: a named
+# runAsUser override. /var/log/gitlab-scope-proxy (audit) and /var/lib/gitlab-scope-proxy
+# (OAuth state, SQLITE_FILE) are owned by it: a named
 # Docker volume mounted there starts with this ownership, so the audit log is
 # writable with a read-only root filesystem.
 RUN groupadd --system --gid 10001 gsp \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin gsp \
- && mkdir -p /policies /var/log/gitlab-scope-proxy \
- && chown 10001:10001 /var/log/gitlab-scope-proxy \
- && chmod 0750 /var/log/gitlab-scope-proxy
+ && mkdir -p /policies /var/log/gitlab-scope-proxy /var/lib/gitlab-scope-proxy \
+ && chown 10001:10001 /var/log/gitlab-scope-proxy /var/lib/gitlab-scope-proxy \
+ && chmod 0750 /var/log/gitlab-scope-proxy /var/lib/gitlab-scope-proxy
 
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

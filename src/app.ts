@@ -36,6 +36,8 @@ export interface AppDeps {
   admit?: (client: Client, ctx: RequestContext) => void;
   /** Resolves projects and groups for `projects:` / `groups:` scope (src/scope/scope.ts). */
   scope?: ScopeResolver;
+  /** The OAuth provider's endpoints (src/oauth/routes.ts), when OAuth is configured. */
+  oauth?: Hono<Env>;
 }
 
 type Env = { Bindings: HttpBindings };
@@ -46,6 +48,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   getCatalogue(); // GitLab's route table, built once now rather than on the first request
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => ((await deps.ready()) ? c.json({ status: 'ready' }) : c.json({ status: 'not ready' }, 503)));
+  if (deps.oauth) app.route(deps.publicRoot || '/', deps.oauth);
   app.all('*', (c) => handle(c.env.incoming, c.env.outgoing, deps));
   return app;
 }

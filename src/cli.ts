@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // Entry point: the only module that reads the environment and decides exit codes.
 //   exit 0: done; 1: check/explain found problems or a denial; 2: bad configuration or usage.
+// `main(argv, io)` runs one command against the given streams and environment and returns its
+// exit code (tests call it in-process); only the bin entry at the bottom touches `process`.
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { kidOfFile, signingKeyFromPem } from './auth/signing-key.ts';
 import { mint, parseDuration } from './auth/mint.ts';
-import { ConfigError, loadJwtSettings } from './config/env.ts';
+import { ConfigError, loadJwtSettings, loadStoreSettings } from './config/env.ts';
 import { auditReport } from './commands/audit-report.ts';
 import { CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
 import { nearestRoute, routesOfRule } from './catalogue/coverage.ts';
@@ -35,6 +39,7 @@ Commands:
   audit     summarise audit logs per client
   schema    write the JSON Schema of policy files
   reload    make the running proxy reload its policy and secrets (or reopen its audit log)
+  grants    list or revoke OAuth grants
 
 Run "gitlab-scope-proxy COMMAND --help" for a command's options.
 Configuration is read from the environment: see README.md.`,
@@ -101,6 +106,14 @@ standard input when none or "-") per client: calls, denials and would-denies, th
 endpoints, the status mix, first and last seen, bytes in and out. T is an ISO 8601 time or
 a span before now (30m, 24h, 7d). D is allow, deny, would-deny or local. --json prints the
 summary for machines. Exit 1 when no record matches.`,
+  grants: `Usage: gitlab-scope-proxy grants list [--json]
+       gitlab-scope-proxy grants revoke ID | --client NAME
+
+Lists the OAuth grants (a vendor approved by a person, with its refresh-token family) in the
+shared store: REDIS_URL when set, else SQLITE_FILE (default ./data/gitlab-scope-proxy.sqlite).
+revoke ends one grant, or every active grant of client NAME: its refresh token and access
+tokens stop working at once on every replica. Each revocation is written to AUDIT_LOG (else
+standard error). Exit 1 when nothing matched.`,
   schema: `Usage: gitlab-scope-proxy schema [--out FILE] [--check]
 
 Writes the JSON Schema of policy and preset files, generated from the loader's own definition,
@@ -110,47 +123,119 @@ to FILE (default: the package's policies/policy.schema.json; "-" for standard ou
 
 class UsageError extends Error {}
 
-async function main(argv: string[]): Promise<number> {
+/** Where a command reads and writes: process.stdout/stderr/env for the bin, collectors in tests. */
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  env: Record<string, string | undefined>;
+  /** Relative paths (policy directory, audit files) are read from here; default process.cwd(). */
+  cwd?: string;
+  /** What `learn` and `audit` read for "-" or no file; default process.stdin. */
+  stdin?: Readable;
+}
+
+/** What the commands below use: console-like lines plus the environment. */
+interface Io {
+  log: (text: string) => void;
+  error: (text: string) => void;
+  out: (text: string) => void;
+  warn: (text: string) => void;
+  env: CliIo['env'];
+  cwd: string;
+  stdin: Readable | undefined;
+}
+
+/** Runs one command; resolves its exit code (-1: `serve` keeps running until a signal). */
+export async function main(argv: string[], cliIo: CliIo): Promise<number> {
+  const io: Io = {
+    log: (t) => void cliIo.stdout.write(`${t}\n`),
+    error: (t) => void cliIo.stderr.write(`${t}\n`),
+    out: (t) => void cliIo.stdout.write(t),
+    warn: (t) => void cliIo.stderr.write(t),
+    env: cliIo.env,
+    cwd: cliIo.cwd ?? process.cwd(),
+    stdin: cliIo.stdin,
+  };
+  try {
+    return await run(argv, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.error(err.message);
+      return 2;
+    } else if (err instanceof ConfigError) {
+      io.error(`configuration error: ${err.message}`);
+      return 2;
+    } else if (err instanceof PolicyError) {
+      for (const p of err.problems) io.error(formatProblem(p));
+      return 2;
+    }
+    io.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    return 1;
+  }
+}
+
+async function run(argv: string[], io: Io): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const rest = command === argv[0] ? argv.slice(1) : argv;
   if (command === 'serve' && (rest.includes('--help') || rest.includes('-h')) && argv[0] !== 'serve') {
-    console.log(USAGE.main);
+    io.log(USAGE.main!);
     return 0;
   }
   switch (command) {
     case 'serve':
-      if (rest.includes('--help') || rest.includes('-h')) return help('serve');
+      if (rest.includes('--help') || rest.includes('-h')) return help('serve', io);
       if (rest.length > 0) throw new UsageError(`serve takes no arguments\n\n${USAGE.serve}`);
-      return runServe();
+      return runServe(io.env);
     case 'check':
-      return check(rest);
+      return check(rest, io);
     case 'token':
-      return token(rest);
+      return token(rest, io);
     case 'explain':
-      return explainCommand(rest);
+      return explainCommand(rest, io);
     case 'learn':
-      return learnCommand(rest);
+      return learnCommand(rest, io);
     case 'audit':
-      return auditCommand(rest);
+      return auditCommand(rest, io);
     case 'schema':
-      return schemaCommand(rest);
+      return schemaCommand(rest, io);
+    case 'grants':
+      return grantsCommand(rest, io);
     case 'reload': {
       const { values } = parse(rest, { admin: { type: 'string' }, 'reopen-audit': { type: 'boolean' } }, USAGE.reload!);
-      if (values.help) return help('reload');
+      if (values.help) return help('reload', io);
       return reloadCommand({
-        adminUrl: (values.admin as string | undefined) ?? adminUrlFrom(process.env), reopenOnly: values['reopen-audit'] === true,
-        out: (line) => console.log(line), err: (line) => console.error(line),
+        adminUrl: (values.admin as string | undefined) ?? adminUrlFrom(io.env), reopenOnly: values['reopen-audit'] === true,
+        out: (line) => io.log(line), err: (line) => io.error(line),
       });
     }
     case 'help':
-      return help('main');
+      return help('main', io);
     default:
       throw new UsageError(`unknown command "${command}"\n\n${USAGE.main}`);
   }
 }
 
-function help(which: string): number {
-  console.log(USAGE[which]);
+async function grantsCommand(args: string[], cliIo: Io): Promise<number> {
+  const { values, positionals } = parse(args, { client: { type: 'string' }, json: { type: 'boolean' } }, USAGE.grants!, true);
+  if (values.help) return help('grants', cliIo);
+  const [action, id, extra] = positionals;
+  const client = values.client as string | undefined;
+  const valid = action === 'list' ? id === undefined && client === undefined
+    : action === 'revoke' && extra === undefined && (id === undefined) !== (client === undefined);
+  if (!valid) throw new UsageError(USAGE.grants!);
+  // Loaded on use: the other commands start no slower.
+  const [{ listGrants, revokeGrants }, { openStore }] = await Promise.all([import('./commands/grants.ts'), import('./store/open.ts')]);
+  const store = await openStore(loadStoreSettings(cliIo.env));
+  try {
+    const io = { store, auditLog: cliIo.env.AUDIT_LOG || undefined, out: (line: string) => cliIo.log(line) };
+    return action === 'list' ? await listGrants(io, values.json === true) : await revokeGrants(io, id ? { id } : { client: client! });
+  } finally {
+    await store.close();
+  }
+}
+
+function help(which: string, io: Io): number {
+  io.log(USAGE[which]!);
   return 0;
 }
 
@@ -162,35 +247,40 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   }
 }
 
-function policyDirOf(flag: string | undefined): string {
-  return flag ?? (process.env.POLICY_DIR || './policies');
+function policyDirOf(flag: string | undefined, io: Io): string {
+  return flag ?? (io.env.POLICY_DIR || './policies');
 }
 
-async function check(args: string[]): Promise<number> {
+/** A path as the user gave it, read from io.cwd. */
+function at(io: Io, path: string): string {
+  return resolve(io.cwd, path);
+}
+
+async function check(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { policies: { type: 'string' }, json: { type: 'boolean' } }, USAGE.check!);
-  if (values.help) return help('check');
-  const dir = policyDirOf(values.policies as string | undefined);
-  const result = await checkPolicyDir(dir);
+  if (values.help) return help('check', io);
+  const dir = policyDirOf(values.policies as string | undefined, io);
+  const result = await checkPolicyDir(at(io, dir), io.cwd);
   const { policy, problems, presets, tests } = result;
   if (values.json) {
-    console.log(JSON.stringify(checkJson(dir, result, problems.map(formatProblem)), null, 2));
+    io.log(JSON.stringify(checkJson(dir, result, problems.map(formatProblem)), null, 2));
     return policy && problems.length === 0 ? 0 : 1;
   }
   if (policy && problems.length === 0) {
     const rules = [...policy.clients.values()].reduce((n, c) => n + c.rules.length, 0);
     const more = [presets ? `${presets} presets` : '', tests ? `${tests} tests passed` : ''].filter(Boolean);
-    console.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})${more.length ? `; ${more.join(', ')}` : ''}`);
+    io.log(`ok: ${policy.clients.size} clients, ${rules} rules in ${policy.files.length} files (${dir})${more.length ? `; ${more.join(', ')}` : ''}`);
     // What each client reaches in GitLab's route table, and warnings for risky classes.
     const reach = reachText(result.reach);
-    if (reach) console.log(reach);
+    if (reach) io.log(reach);
     return 0;
   }
-  for (const p of problems) console.log(formatProblem(p));
-  console.error(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${dir}`);
+  for (const p of problems) io.log(formatProblem(p));
+  io.error(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${dir}`);
   return 1;
 }
 
-async function token(args: string[]): Promise<number> {
+async function token(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, {
     client: { type: 'string' },
     'expires-in': { type: 'string', default: '90d' },
@@ -199,17 +289,17 @@ async function token(args: string[]): Promise<number> {
     kid: { type: 'string' },
     json: { type: 'boolean' },
   }, USAGE.token!);
-  if (values.help) return help('token');
+  if (values.help) return help('token', io);
   const client = values.client as string | undefined;
   if (!client) throw new UsageError(`--client is required\n\n${USAGE.token}`);
-  const jwt = loadJwtSettings();
+  const jwt = loadJwtSettings(io.env);
   let key: Parameters<typeof mint>[0]['key'];
   let kid = values.kid as string | undefined;
   if (values.key) {
     const file = values.key as string;
     let pem: string;
     try {
-      pem = readFileSync(file, 'utf8');
+      pem = readFileSync(at(io, file), 'utf8');
     } catch (err) {
       throw new ConfigError(`--key: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
@@ -241,30 +331,30 @@ async function token(args: string[]): Promise<number> {
   if (expiresInSeconds > maxTtl) {
     throw new UsageError(`--expires-in ${values['expires-in'] as string} is longer than MAX_TOKEN_TTL (${maxTtl} s); mint a shorter token or raise MAX_TOKEN_TTL`);
   }
-  warnIfUnknownClient(client);
+  warnIfUnknownClient(client, io);
   const jti = values.jti as string | undefined;
   const minted = await mint({ client, audience: jwt.audience, issuer: jwt.issuer, expiresInSeconds, ...(jti ? { jti } : {}), kid, key });
   if (values.json) {
-    console.log(JSON.stringify({
+    io.log(JSON.stringify({
       token: minted.token, client, jti: minted.jti, kid: minted.kid ?? null,
       issued_at: new Date(minted.iat * 1000).toISOString(), expires_at: new Date(minted.exp * 1000).toISOString(), exp: minted.exp,
     }));
   } else {
-    console.log(minted.token);
+    io.log(minted.token);
   }
   return 0;
 }
 
-function warnIfUnknownClient(client: string): void {
+function warnIfUnknownClient(client: string, io: Io): void {
   try {
-    const policy = loadPolicyDir(policyDirOf(undefined));
-    if (!policy.clients.has(client)) console.error(`warning: client "${client}" is not defined in ${policyDirOf(undefined)}; its token will be refused until it is`);
+    const policy = loadPolicyDir(at(io, policyDirOf(undefined, io)), io.cwd);
+    if (!policy.clients.has(client)) io.error(`warning: client "${client}" is not defined in ${policyDirOf(undefined, io)}; its token will be refused until it is`);
   } catch {
     // A token may be minted before its policy exists; serve and check report policy problems.
   }
 }
 
-async function explainCommand(args: string[]): Promise<number> {
+async function explainCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(args, {
     policies: { type: 'string' },
     client: { type: 'string' },
@@ -275,44 +365,44 @@ async function explainCommand(args: string[]): Promise<number> {
     gitlab: { type: 'boolean' },
     rule: { type: 'string' },
   }, USAGE.explain!, true);
-  if (values.help) return help('explain');
+  if (values.help) return help('explain', io);
   // --rule: the GitLab routes one rule covers (src/catalogue/coverage.ts).
-  if (values.rule !== undefined) return explainRule(values.rule as string);
+  if (values.rule !== undefined) return explainRule(values.rule as string, io);
   const name = values.client as string | undefined;
   if (!name || positionals.length !== 2) throw new UsageError(`--client, METHOD and TARGET are required\n\n${USAGE.explain}`);
   const [method, target] = positionals as [string, string];
-  const dir = policyDirOf(values.policies as string | undefined);
+  const dir = policyDirOf(values.policies as string | undefined, io);
   let policy;
   try {
-    policy = loadPolicyDir(dir);
+    policy = loadPolicyDir(at(io, dir), io.cwd);
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
-    for (const p of err.problems) console.log(formatProblem(p));
+    for (const p of err.problems) io.log(formatProblem(p));
     return 2;
   }
   const client = policy.clients.get(name);
   // As `serve` answers such a token: 401 before any rule is looked at.
   if (!client) {
-    console.log(`deny\tunknown-client: no client "${name}" in ${dir} (401)`);
+    io.log(`deny\tunknown-client: no client "${name}" in ${dir} (401)`);
     return 1;
   }
   if (client.disabled) {
-    console.log('deny\tclient-disabled (401)');
+    io.log('deny\tclient-disabled (401)');
     return 1;
   }
   return explain({
     client, method, target,
     headers: (values.header as string[] | undefined) ?? [],
     contentType: values['content-type'] as string | undefined,
-    body: values.body === undefined ? undefined : readBodyFile(values.body as string),
+    body: values.body === undefined ? undefined : readBodyFile(values.body === '-' ? '-' : at(io, values.body as string)),
     graphqlQuery: values['graphql-query'] as string | undefined,
     gitlab: values.gitlab === true,
-    env: process.env,
-    out: (line) => console.log(line),
+    env: io.env,
+    out: (line) => io.log(line),
   });
 }
 
-function explainRule(text: string): number {
+function explainRule(text: string, io: Io): number {
   let rule;
   try {
     rule = parseRule(text, 'explain --rule');
@@ -323,14 +413,14 @@ function explainRule(text: string): number {
   const routes = routesOfRule(rule);
   if (routes.length === 0) {
     const near = nearestRoute(rule);
-    console.log(`none\t"${text}" matches no GitLab route${near ? `; nearest: ${near.method} ${near.template}` : ''}`);
+    io.log(`none\t"${text}" matches no GitLab route${near ? `; nearest: ${near.method} ${near.template}` : ''}`);
     return 1;
   }
   for (const r of routes) {
     const refused = r.class === 'credential' ? '\t(refused by the floor)' : r.class === 'admin' ? '\t(needs admin: true)' : '';
-    console.log(`${r.class}\t${describeRoute(r)}${refused}`);
+    io.log(`${r.class}\t${describeRoute(r)}${refused}`);
   }
-  console.error(`${routes.length} GitLab route${routes.length === 1 ? '' : 's'} (GitLab ${CATALOGUE_SOURCE.gitlab})`);
+  io.error(`${routes.length} GitLab route${routes.length === 1 ? '' : 's'} (GitLab ${CATALOGUE_SOURCE.gitlab})`);
   return 0;
 }
 
@@ -342,22 +432,22 @@ function readBodyFile(file: string): Buffer {
   }
 }
 
-async function learnCommand(args: string[]): Promise<number> {
+async function learnCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(args, { client: { type: 'string' }, diff: { type: 'boolean' }, policies: { type: 'string' } }, USAGE.learn!, true);
-  if (values.help) return help('learn');
+  if (values.help) return help('learn', io);
   const name = values.client as string | undefined;
   if (!name) throw new UsageError(`--client is required\n\n${USAGE.learn}`);
   if (values.policies !== undefined && !values.diff) throw new UsageError(`--policies goes with --diff\n\n${USAGE.learn}`);
   let current;
   if (values.diff) {
-    const dir = policyDirOf(values.policies as string | undefined);
-    current = loadPolicyDir(dir).clients.get(name);
+    const dir = policyDirOf(values.policies as string | undefined, io);
+    current = loadPolicyDir(at(io, dir), io.cwd).clients.get(name);
     if (!current) throw new UsageError(`--diff: no client "${name}" in ${dir}`);
   }
-  return learn({ client: name, inputs: positionals, current });
+  return learn({ client: name, inputs: inputsAt(io, positionals), current, out: io.out, warn: io.warn, stdin: io.stdin });
 }
 
-async function auditCommand(args: string[]): Promise<number> {
+async function auditCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(args, {
     client: { type: 'string' },
     since: { type: 'string' },
@@ -366,7 +456,7 @@ async function auditCommand(args: string[]): Promise<number> {
     top: { type: 'string', default: '10' },
     json: { type: 'boolean' },
   }, USAGE.audit!, true);
-  if (values.help) return help('audit');
+  if (values.help) return help('audit', io);
   const time = (flag: 'since' | 'until'): number | undefined => {
     const text = values[flag] as string | undefined;
     if (text === undefined) return undefined;
@@ -383,39 +473,36 @@ async function auditCommand(args: string[]): Promise<number> {
   const top = Number(values.top);
   if (!Number.isInteger(top) || top < 1) throw new UsageError('--top must be a whole number above 0');
   return auditReport({
-    inputs: positionals,
+    inputs: inputsAt(io, positionals),
     client: values.client as string | undefined,
     since: time('since'),
     until: time('until'),
     decisions,
     top,
     json: values.json === true,
+    out: io.out,
+    warn: io.warn,
+    stdin: io.stdin,
   });
 }
 
-function schemaCommand(args: string[]): number {
-  const { values } = parse(args, { out: { type: 'string' }, check: { type: 'boolean' } }, USAGE.schema!);
-  if (values.help) return help('schema');
-  return writeSchema((values.out as string | undefined) ?? SCHEMA_FILE, values.check === true);
+/** Audit files named on the command line, read from io.cwd ("-" stays standard input). */
+function inputsAt(io: Io, inputs: string[]): string[] {
+  return inputs.map((i) => (i === '-' ? i : at(io, i)));
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== -1) process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      console.error(err.message);
-      process.exitCode = 2;
-    } else if (err instanceof ConfigError) {
-      console.error(`configuration error: ${err.message}`);
-      process.exitCode = 2;
-    } else if (err instanceof PolicyError) {
-      for (const p of err.problems) console.error(formatProblem(p));
-      process.exitCode = 2;
-    } else {
-      console.error(err instanceof Error ? err.stack : String(err));
-      process.exitCode = 1;
-    }
-  },
-);
+function schemaCommand(args: string[], io: Io): number {
+  const { values } = parse(args, { out: { type: 'string' }, check: { type: 'boolean' } }, USAGE.schema!);
+  if (values.help) return help('schema', io);
+  const out = values.out as string | undefined;
+  return writeSchema(out === undefined ? SCHEMA_FILE : out === '-' ? out : at(io, out), values.check === true, io.out);
+}
+
+/** The streams and environment of this process, for the bin entry. */
+export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+
+// The bin entry: run as a program (node src/cli.ts, dist/cli.js), not when a test imports main.
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2), processIo);
+  if (code !== -1) process.exitCode = code;
+}

@@ -1,7 +1,7 @@
 // Per-request state shared by the pipeline steps and written once to the audit log.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AuditDecision, AuditRecord } from './audit/audit.ts';
+import type { AuditDecision, AuditRecord, OAuthAuditDetail } from './audit/audit.ts';
 import type { Reason } from './types.ts';
 
 export interface RequestContext {
@@ -25,6 +25,8 @@ export interface RequestContext {
   timedOut: boolean;
   /** The client's address (src/ops/request-id.ts; behind TRUSTED_PROXIES, the forwarded one). */
   ip?: string | null;
+  /** Set by the OAuth endpoints (src/oauth/routes.ts). */
+  oauth?: OAuthAuditDetail;
 }
 
 const CTX = Symbol('gitlab-scope-proxy.context');
@@ -88,6 +90,7 @@ export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: Serv
     userAgent: typeof ua === 'string' ? ua.slice(0, 256) : null,
   };
   if (!res.writableFinished) record.aborted = true;
+  if (ctx.oauth) record.oauth = ctx.oauth;
   return record;
 }
 

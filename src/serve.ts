@@ -7,8 +7,8 @@ import { loadConfig } from './config/env.ts';
 import { startProxy } from './server.ts';
 
 /** Resolves -1: the process keeps running until a signal ends it. */
-export async function runServe(): Promise<number> {
-  const config = loadConfig();
+export async function runServe(env: Record<string, string | undefined> = process.env): Promise<number> {
+  const config = loadConfig(env);
   const ops = createOpsLog(config.logLevel);
   const proxy = await startProxy(config, { ops, admin: true, watch: true });
 

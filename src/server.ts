@@ -69,6 +69,8 @@ export interface StartOptions {
   watch?: boolean;
   /** How often an unwritable audit log is reopened (default 1000 ms). */
   auditRetryMs?: number;
+  /** Monotonic milliseconds for the rate limits (default performance.now; tests step it). */
+  clock?: () => number;
 }
 
 const HEALTH = new Set(['/healthz', '/readyz']);
@@ -81,7 +83,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   let gitlabToken = state.gitlabToken;
   let draining = false;
 
-  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient);
+  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient, opts.clock);
   const agent = createUpstreamAgent(config);
   const gitlabHealth = new GitLabHealth(readinessProbe(config));
   const metrics = new ProxyMetrics(
@@ -159,15 +161,20 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     const auditOk = !auditRefusing();
     return { ready: auditOk && !draining, checks: { audit: auditOk, accepting: !draining } };
   };
+  const onInternalError = (err: unknown, ctx: RequestContext): void => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
+  // OAuth provider for vendors that only speak OAuth (src/oauth/), when configured; loaded only
+  // then, so a proxy without it starts no slower.
+  const oauth = config.oauth && await (await import('./oauth/wire.ts')).startOAuth(config, { policy: () => policy, verifier, gitlabToken: () => gitlabToken, jwtSecret: () => state.jwt.secret!, onError: onInternalError });
   const app = createApp({
     policy: () => policy,
-    verifier,
+    verifier: oauth?.verifier ?? verifier,
+    oauth: oauth?.app,
     forwarder,
     publicRoot,
     publicBase: config.publicUrl ? config.publicUrl.origin + publicRoot : undefined,
     maxBodyBytes: config.limits.maxBodyBytes,
     ready: async () => (await readiness()).ready,
-    onInternalError: (err, ctx) => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error'),
+    onInternalError,
     admit: (client, ctx) => limiter.admit(client, ctx),
     scope,
   });
@@ -257,6 +264,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   } catch (err) {
     agent.destroy();
     await sink?.close();
+    await oauth?.close();
     throw listenError('PORT', config.host, config.port, err);
   }
   const reopenAudit = (): void => {
@@ -351,6 +359,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       await nextTurn();
       await admin?.close();
       forwarder.close();
+      await oauth?.close();
       await audit.flush();
       await sink?.close();
       return { forced };

@@ -175,6 +175,23 @@ export interface Client {
   scopes: ReadonlySet<TokenScope>;
   /** `graphql:` (src/graphql/policy.ts); undefined: only read_api's default, if any. */
   graphql?: GraphqlPolicy;
+  /** `oauth:`: the OAuth application vendors connect to (src/policy/oauth-registration.ts). */
+  oauth?: OAuthRegistration;
+}
+
+/** A client's `oauth:` block, compiled (src/policy/oauth-registration.ts). */
+export interface OAuthRegistration {
+  clientId: string;
+  /** SHA-256 of the secret, compared in constant time. */
+  secretSha256: Buffer;
+  redirectUris: readonly string[];
+  accessTokenTtlS: number;
+  refreshTokenTtlS: number;
+  requirePkce: boolean;
+  /** file:line of the block, for problems that involve two clients. */
+  source: string;
+  /** client_secret_file, watched so that a rotated secret is read again. */
+  secretFile?: string;
 }
 
 export interface Policy {
@@ -246,6 +263,16 @@ export const REASONS = {
   'client-aborted': 'malformed', 'shutdown': 'unavailable', 'unprocessed': 'internal',
   // notes on what was allowed or answered locally
   'options': 'not-found', 'scope-checked': 'forbidden', 'list-filtered': 'forbidden',
+  // the OAuth provider (src/oauth/, docs/oauth.md): its events, then its refusals (`detail`:
+  // the RFC 6749 error code, or why a request page was shown)
+  'oauth-metadata': 'not-found', 'oauth-authorize': 'forbidden', 'oauth-signed-in': 'forbidden',
+  'oauth-consent-shown': 'forbidden', 'oauth-approved': 'forbidden', 'oauth-token-issued': 'forbidden',
+  'oauth-refreshed': 'forbidden', 'oauth-revoked': 'forbidden', 'oauth-revoke-unknown-token': 'forbidden',
+  'oauth-token-info': 'forbidden',
+  'oauth-request-refused': 'malformed', 'oauth-error': 'malformed', 'oauth-flow-expired': 'malformed',
+  'oauth-signin-failed': 'bad-gateway', 'oauth-denied': 'forbidden', 'oauth-approver-refused': 'forbidden',
+  'oauth-csrf': 'forbidden', 'oauth-code-replay': 'malformed', 'oauth-refresh-reuse': 'malformed',
+  'oauth-grant-revoked': 'unauthorized',
 } as const satisfies Record<string, ErrorCode>;
 
 export type Reason = keyof typeof REASONS;

@@ -1,6 +1,5 @@
 // `audit` as an operator runs it on rotated logs: per-client counts, endpoints, statuses,
 // time span and volume, with filters, as a table and as JSON.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,13 +7,9 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { AuditSummary } from '../src/commands/audit-report.ts';
 import { line } from './support/audit-fixture.ts';
+import { runCli } from './support/cli.ts';
 
-const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
-
-function run(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [CLI, 'audit', ...args], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8', timeout: 15_000, ...(input !== undefined ? { input } : {}) });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (args: string[], input?: string) => runCli(['audit', ...args], input !== undefined ? { input } : {});
 
 const at = (iso: string) => ({ time: iso });
 
@@ -47,8 +42,8 @@ function rotated(): string[] {
 }
 
 describe('audit', () => {
-  it('summarises rotated and gzipped logs per client as JSON', () => {
-    const r = run(['--json', ...rotated()]);
+  it('summarises rotated and gzipped logs per client as JSON', async () => {
+    const r = await run(['--json', ...rotated()]);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout) as AuditSummary;
     expect(s).toMatchObject({ records: 10, matched: 10, skippedLines: 0, systemLines: 1, errors: [] });
@@ -70,24 +65,24 @@ describe('audit', () => {
     expect(s.clients[2]).toMatchObject({ client: null, calls: 1, denied: 1, statuses: { '401': 1 } });
   });
 
-  it('filters by client, time (ISO or relative) and decision', () => {
+  it('filters by client, time (ISO or relative) and decision', async () => {
     const files = rotated();
-    const json = (args: string[]) => JSON.parse(run(['--json', ...args, ...files]).stdout) as AuditSummary;
-    expect(json(['--client', 'glean']).clients.map((c) => [c.client, c.calls])).toEqual([['glean', 3]]);
-    expect(json(['--since', '2024-05-02T00:00:00Z', '--until', '2024-05-02T23:59:59Z']).matched).toBe(3);
-    expect(json(['--decision', 'would-deny,deny']).clients.map((c) => [c.client, c.calls])).toEqual([['glean', 2], ['renovate', 1], [null, 1]]);
+    const json = async (args: string[]) => JSON.parse((await run(['--json', ...args, ...files])).stdout) as AuditSummary;
+    expect((await json(['--client', 'glean'])).clients.map((c) => [c.client, c.calls])).toEqual([['glean', 3]]);
+    expect((await json(['--since', '2024-05-02T00:00:00Z', '--until', '2024-05-02T23:59:59Z'])).matched).toBe(3);
+    expect((await json(['--decision', 'would-deny,deny'])).clients.map((c) => [c.client, c.calls])).toEqual([['glean', 2], ['renovate', 1], [null, 1]]);
     const now = Date.now();
     const recent = [
       line('zoom', 'GET', '/api/v4/user', 'allow', at(new Date(now - 2 * 3600_000).toISOString())),
       line('zoom', 'GET', '/api/v4/projects', 'allow', at(new Date(now - 10 * 60_000).toISOString())),
     ].join('\n');
-    const r = run(['--json', '--since', '1h'], recent);
+    const r = await run(['--json', '--since', '1h'], recent);
     expect((JSON.parse(r.stdout) as AuditSummary).clients[0]).toMatchObject({ client: 'zoom', calls: 1, topEndpoints: [{ endpoint: 'GET /api/v4/projects' }] });
   });
 
-  it('prints a table for people, and exits 1 when nothing matches', () => {
+  it('prints a table for people, and exits 1 when nothing matches', async () => {
     const files = rotated();
-    const r = run(files);
+    const r = await run(files);
     expect(r.code).toBe(0);
     const [head, ...rows] = r.stdout.split('\n');
     expect(head).toMatch(/^client\s+calls\s+allow\s+deny\s+would-deny\s+first seen\s+last seen\s+in\s+out$/);
@@ -95,15 +90,15 @@ describe('audit', () => {
     expect(rows[1]).toMatch(/^renovate\s+6\s+5\s+1\s+0\s/);
     expect(r.stdout).toMatch(/renovate\n {2}status {2}200: 3 {2}201: 1 {2}403: 1 {2}404: 1\n {2}top endpoints\n {4}3 {2}GET \/api\/v4\/projects\/:id\/merge_requests\/:iid\n/);
     expect(r.stdout).toMatch(/ {4}1 {2}DELETE \/api\/v4\/projects\/:id {2}\(1 denied\)/);
-    const none = run(['--client', 'nobody', ...files]);
+    const none = await run(['--client', 'nobody', ...files]);
     expect(none.code).toBe(1);
     expect(none.stdout).toMatch(/no audit records match \(10 read\)/);
   });
 
-  it('refuses bad options with exit 2, and reports unreadable files', () => {
-    expect(run(['--since', 'yesterday']).code).toBe(2);
-    expect(run(['--decision', 'maybe']).code).toBe(2);
-    const missing = run(['/nonexistent/audit.log']);
+  it('refuses bad options with exit 2, and reports unreadable files', async () => {
+    expect((await run(['--since', 'yesterday'])).code).toBe(2);
+    expect((await run(['--decision', 'maybe'])).code).toBe(2);
+    const missing = await run(['/nonexistent/audit.log']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/warning: \/nonexistent\/audit\.log: no such file/);
   });

@@ -1,19 +1,19 @@
-// The CLI as an operator runs it: a real subprocess, its stdout, stderr and exit code.
-import { spawn, spawnSync } from 'node:child_process';
+// The CLI as an operator runs it: its stdout, stderr and exit code. Commands run in-process
+// through main(argv, io) with only the environment given; `serve` runs as a real subprocess
+// (signals, exit code).
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.ts';
 import { startGitLabStandIn } from './support/gitlab-standin.ts';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 
-function run(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 15_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, { env });
 
 function policyDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'gsp-cli-'));
@@ -30,13 +30,13 @@ const GOOD = `clients:
 `;
 
 describe('check', () => {
-  it('accepts a valid policy directory', () => {
-    const r = run(['check', '--policies', policyDir({ 'a.yaml': GOOD })]);
+  it('accepts a valid policy directory', async () => {
+    const r = await run(['check', '--policies', policyDir({ 'a.yaml': GOOD })]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/ok: 1 clients, 2 rules in 1 files/);
   });
 
-  it('reports every problem at once as file:line:col message and exits 1', () => {
+  it('reports every problem at once as file:line:col message and exits 1', async () => {
     const dir = policyDir({
       'a.yaml': `clients:
   packit:
@@ -55,7 +55,7 @@ describe('check', () => {
 `,
       'c.yaml': 'clients: {a: 1, a: 2}\n',
     });
-    const r = run(['check', '--policies', dir]);
+    const r = await run(['check', '--policies', dir]);
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toEqual(expect.arrayContaining([
@@ -69,7 +69,7 @@ describe('check', () => {
     expect(r.stderr).toMatch(/problems? in/);
   });
 
-  it('reports each bad rule of a valid file with its location', () => {
+  it('reports each bad rule of a valid file with its location', async () => {
     const dir = policyDir({ 'a.yaml': `clients:
   packit:
     allow:
@@ -78,7 +78,7 @@ describe('check', () => {
       - GET /api/v3/projects
       - GET /api/v4/internal/check
 ` });
-    const r = run(['check', '--policies', dir]);
+    const r = await run(['check', '--policies', dir]);
     expect(r.code).toBe(1);
     expect(r.stdout.trim().split('\n')).toEqual([
       expect.stringMatching(/a\.yaml:4:9 unknown method "get"/),
@@ -92,7 +92,7 @@ describe('check', () => {
 describe('token', () => {
   it('prints only a token that verifies with the configured secret, audience and issuer', async () => {
     const secret = randomBytes(32).toString('hex');
-    const r = run(['token', '--client', 'packit', '--expires-in', '30d', '--jti', 'ticket-42'], {
+    const r = await run(['token', '--client', 'packit', '--expires-in', '30d', '--jti', 'ticket-42'], {
       PROXY_JWT_SECRET: secret, PROXY_JWT_ISSUER: 'https://issuer.example.test', POLICY_DIR: policyDir({ 'a.yaml': GOOD }),
     });
     expect(r.code).toBe(0);
@@ -105,26 +105,26 @@ describe('token', () => {
     expect(payload.exp! - payload.iat!).toBe(30 * 86400);
   });
 
-  it('signs with a private key file (--key) using the algorithm of its type', () => {
+  it('signs with a private key file (--key) using the algorithm of its type', async () => {
     const { privateKey } = generateKeyPairSync('ed25519');
     const keyFile = join(policyDir({}), 'k.pem');
     writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const r = run(['token', '--client', 'zoom', '--key', keyFile]);
+    const r = await run(['token', '--client', 'zoom', '--key', keyFile]);
     expect(r.code).toBe(0);
     expect(JSON.parse(Buffer.from(r.stdout.split('.')[0]!, 'base64url').toString())).toMatchObject({ alg: 'EdDSA' });
     expect(decodeJwt(r.stdout.trim()).sub).toBe('zoom');
   });
 
-  it('warns on stderr when the client is not in the policy', () => {
-    const r = run(['token', '--client', 'ghost'], { PROXY_JWT_SECRET: randomBytes(32).toString('hex'), POLICY_DIR: policyDir({ 'a.yaml': GOOD }) });
+  it('warns on stderr when the client is not in the policy', async () => {
+    const r = await run(['token', '--client', 'ghost'], { PROXY_JWT_SECRET: randomBytes(32).toString('hex'), POLICY_DIR: policyDir({ 'a.yaml': GOOD }) });
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/client "ghost" is not defined/);
   });
 
-  it('exits 2 without a signing key, and with a short secret, naming the variable and never its value', () => {
-    expect(run(['token', '--client', 'packit']).code).toBe(2);
+  it('exits 2 without a signing key, and with a short secret, naming the variable and never its value', async () => {
+    expect((await run(['token', '--client', 'packit'])).code).toBe(2);
     const short = 'tooshort-secret-value';
-    const r = run(['token', '--client', 'packit'], { PROXY_JWT_SECRET: short });
+    const r = await run(['token', '--client', 'packit'], { PROXY_JWT_SECRET: short });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/PROXY_JWT_SECRET must be at least 32 bytes/);
     expect(r.stderr + r.stdout).not.toContain(short);
@@ -133,16 +133,16 @@ describe('token', () => {
 
 describe('explain', () => {
   const dir = policyDir({ 'a.yaml': GOOD });
-  it('prints allow with the deciding rule and its location', () => {
-    const r = run(['explain', '--policies', dir, '--client', 'packit', 'POST', '/api/v4/projects/acme%2Fdocs/merge_requests/3/notes']);
+  it('prints allow with the deciding rule and its location', async () => {
+    const r = await run(['explain', '--policies', dir, '--client', 'packit', 'POST', '/api/v4/projects/acme%2Fdocs/merge_requests/3/notes']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^allow\tGET,POST \/api\/v4\/projects\/:id\/merge_requests\/:iid\/notes\t\(.*a\.yaml:6\)/);
+    expect(r.stdout).toMatch(/^allow\tGET,POST \/api\/v4\/projects\/:id\/merge_requests\/:iid\/notes \(.*a\.yaml:6\)/);
   });
-  it('prints deny with the reason', () => {
-    expect(run(['explain', '--policies', dir, '--client', 'packit', 'DELETE', '/api/v4/projects/5']).stdout).toMatch(/^deny\tmethod-not-allowed/);
-    expect(run(['explain', '--policies', dir, '--client', 'packit', 'GET', '/api/v4/projects/5/../../user']).stdout).toMatch(/^deny\tdot-segment.*\(400\)/);
-    expect(run(['explain', '--policies', dir, '--client', 'packit', 'GET', '/api/v4/user']).stdout).toMatch(/^deny\tno-rule/);
-    const unknown = run(['explain', '--policies', dir, '--client', 'nobody', 'GET', '/api/v4/projects/5']);
+  it('prints deny with the reason', async () => {
+    expect((await run(['explain', '--policies', dir, '--client', 'packit', 'DELETE', '/api/v4/projects/5'])).stdout).toMatch(/^deny\tmethod-not-allowed/);
+    expect((await run(['explain', '--policies', dir, '--client', 'packit', 'GET', '/api/v4/projects/5/../../user'])).stdout).toMatch(/^deny\tdot-segment.*\(400\)/);
+    expect((await run(['explain', '--policies', dir, '--client', 'packit', 'GET', '/api/v4/user'])).stdout).toMatch(/^deny\tno-rule/);
+    const unknown = await run(['explain', '--policies', dir, '--client', 'nobody', 'GET', '/api/v4/projects/5']);
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toMatch(/^deny\tunknown-client/);
   });
@@ -160,10 +160,10 @@ describe('serve configuration errors', () => {
     ['unreadable secret file', (e) => { delete e.PROXY_JWT_SECRET; e.PROXY_JWT_SECRET_FILE = '/nonexistent/secret'; }, /^configuration error: PROXY_JWT_SECRET_FILE: cannot read/],
   ];
   for (const [name, mutate, message] of cases) {
-    it(`exits 2 with one line when ${name}`, () => {
+    it(`exits 2 with one line when ${name}`, async () => {
       const env = base();
       mutate(env);
-      const r = run(['serve'], env);
+      const r = await run(['serve'], env);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(message);
@@ -203,15 +203,15 @@ describe('serve', () => {
 
 describe('help', () => {
   for (const cmd of ['serve', 'check', 'token', 'explain']) {
-    it(`${cmd} --help`, () => {
-      const r = run([cmd, '--help']);
+    it(`${cmd} --help`, async () => {
+      const r = await run([cmd, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: gitlab-scope-proxy ${cmd}`);
     });
   }
-  it('--help and unknown commands', () => {
-    expect(run(['--help']).stdout).toContain('Commands:');
-    const r = run(['frobnicate']);
+  it('--help and unknown commands', async () => {
+    expect((await run(['--help'])).stdout).toContain('Commands:');
+    const r = await run(['frobnicate']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unknown command');
   });

@@ -8,8 +8,11 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
-// Loaded before the proxy: throws outside any handler once requests are flowing.
-const BOMB = 'data:text/javascript,setTimeout(()=>{throw new Error("injected failure")},1500)';
+// Loaded before the proxy: throws outside any handler when the test sends SIGUSR2, which it
+// does once the proxy listens and has answered requests (an event, never a fixed delay).
+const BOMB = 'data:text/javascript,process.on("SIGUSR2",()=>setImmediate(()=>{throw new Error("injected failure")}))';
+/** Requests answered before the failure is injected; more may be answered while it unwinds. */
+const BEFORE_CRASH = 20;
 
 it('flushes the audit log and exits 1 on an uncaught error', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gsp-crash-'));
@@ -31,9 +34,9 @@ it('flushes the audit log and exits 1 on an uncaught error', async () => {
     });
     void exited.then(() => reject(new Error(`exited before listening: ${err}`)));
   });
+  // Requests flow until the process is gone; the failure is injected while they do.
   let answered = 0;
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
+  for (;;) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/api/v4/projects/1`);
       await res.arrayBuffer();
@@ -41,10 +44,12 @@ it('flushes the audit log and exits 1 on an uncaught error', async () => {
     } catch {
       break; // the process is gone
     }
+    if (answered === BEFORE_CRASH) child.kill('SIGUSR2');
   }
   expect(await exited).toBe(1);
   expect(err).toContain('uncaught error');
-  expect(answered).toBeGreaterThan(10);
+  expect(err).toContain('injected failure');
+  expect(answered).toBeGreaterThanOrEqual(BEFORE_CRASH);
   const lines = readFileSync(auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { status: number });
   expect(lines.length).toBeGreaterThanOrEqual(answered);
   expect(lines.filter((l) => l.status === 401).length).toBeGreaterThanOrEqual(answered);

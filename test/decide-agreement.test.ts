@@ -7,6 +7,7 @@
 // DECIDE_RUNS sets the number of requests (npm run fuzz runs more).
 import { request } from 'node:http';
 import fc from 'fast-check';
+import { fuzzSeed } from './support/fuzz-seed.ts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { explain } from '../src/commands/explain.ts';
 import { loadPolicyDir } from '../src/policy/load.ts';
@@ -169,5 +170,5 @@ it(`explain and serve agree on ${RUNS} generated requests`, async () => {
     // On a refusal, the reason explain names first is the one in the audit line.
     const reason = verdict === 'allow' ? undefined : why.split(/[: ]/, 1)[0];
     expect({ case: c, verdict, reason }).toEqual({ case: c, verdict: line.decision, reason: verdict === 'allow' ? undefined : line.reason });
-  }), { numRuns: RUNS });
+  }), { numRuns: RUNS, ...fuzzSeed() });
 }, 120_000);

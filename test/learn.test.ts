@@ -1,7 +1,6 @@
 // `learn` as an operator runs it: audit logs in (files, gzip, standard input), a policy out
 // that passes `check` and allows every call it was learned from, and nothing more general
 // than the rules the calls needed.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,13 +10,9 @@ import type { AuditRecord } from '../src/audit/audit.ts';
 import { compilePolicy } from '../src/policy/load.ts';
 import { decideDescribed, offlineResolver } from '../src/decision/offline.ts';
 import { line } from './support/audit-fixture.ts';
+import { runCli } from './support/cli.ts';
 
-const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
-
-function run(args: string[], input?: string | Buffer) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8', timeout: 15_000, ...(input !== undefined ? { input } : {}) });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (args: string[], input?: string | Buffer) => runCli(args, input !== undefined ? { input } : {});
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'gsp-learn-'));
 
@@ -50,7 +45,7 @@ describe('learn', () => {
   it('prints the smallest policy that covers what the client did, with hit counts, and it passes check', async () => {
     const d = dir();
     writeFileSync(join(d, 'audit.log'), GLEAN_TRAFFIC.join('\n') + '\n');
-    const r = run(['learn', '--client', 'glean', join(d, 'audit.log')]);
+    const r = await run(['learn', '--client', 'glean', join(d, 'audit.log')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const rules = r.stdout.split('\n').filter((l) => l.startsWith('      - ')).map((l) => l.slice(8).replace(/\s+#.*$/, ''));
@@ -75,7 +70,7 @@ describe('learn', () => {
 
     const policyDir = dir();
     writeFileSync(join(policyDir, 'glean.yaml'), r.stdout);
-    const check = run(['check', '--policies', policyDir]);
+    const check = await run(['check', '--policies', policyDir]);
     expect(check.stdout).toMatch(/^ok: 1 clients, 7 rules in 1 files/);
     expect(check.code).toBe(0);
 
@@ -89,51 +84,51 @@ describe('learn', () => {
     }
   });
 
-  it('reads gzip files by extension or by their magic bytes, and standard input', () => {
+  it('reads gzip files by extension or by their magic bytes, and standard input', async () => {
     const d = dir();
     const text = GLEAN_TRAFFIC.join('\n') + '\n';
     writeFileSync(join(d, 'audit.log.2.gz'), gzipSync(text));
     writeFileSync(join(d, 'audit.log.1'), gzipSync(text)); // gzipped, without the extension
-    const files = run(['learn', '--client', 'glean', join(d, 'audit.log.1'), join(d, 'audit.log.2.gz')]);
+    const files = await run(['learn', '--client', 'glean', join(d, 'audit.log.1'), join(d, 'audit.log.2.gz')]);
     expect(files.code).toBe(0);
     expect(files.stdout).toMatch(/- GET \/api\/v4\/projects\/:id\s+# 6 calls \(GET 4, HEAD 2\)/);
-    const stdin = run(['learn', '--client', 'glean'], gzipSync(text));
+    const stdin = await run(['learn', '--client', 'glean'], gzipSync(text));
     expect(stdin.code).toBe(0);
     expect(stdin.stdout).toMatch(/- GET \/api\/v4\/projects\/:id\s+# 3 calls/);
-    const plainStdin = run(['learn', '--client', 'glean', '-'], text);
+    const plainStdin = await run(['learn', '--client', 'glean', '-'], text);
     expect(plainStdin.stdout).toBe(stdin.stdout);
   });
 
-  it('skips lines that are not audit records and says so', () => {
-    const r = run(['learn', '--client', 'zoom'], ['not json', '{"level":30,"msg":"listening"}', GLEAN_TRAFFIC[18]].join('\n'));
+  it('skips lines that are not audit records and says so', async () => {
+    const r = await run(['learn', '--client', 'zoom'], ['not json', '{"level":30,"msg":"listening"}', GLEAN_TRAFFIC[18]].join('\n'));
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/- GET \/api\/v4\/user\s+# 1 call \[read\]\n/);
     expect(r.stderr).toMatch(/2 lines are not audit records/);
   });
 
-  it('has --help, like every command, and is listed in the main help', () => {
+  it('has --help, like every command, and is listed in the main help', async () => {
     for (const cmd of ['learn', 'audit', 'schema']) {
-      const r = run([cmd, '--help']);
+      const r = await run([cmd, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: gitlab-scope-proxy ${cmd}`);
     }
-    expect(run(['--help']).stdout).toMatch(/learn .*\n.*audit .*\n.*schema /);
+    expect((await run(['--help'])).stdout).toMatch(/learn .*\n.*audit .*\n.*schema /);
   });
 
-  it('exits 1 when the client made no call to learn from, and 2 without --client', () => {
-    const none = run(['learn', '--client', 'nobody'], GLEAN_TRAFFIC.join('\n'));
+  it('exits 1 when the client made no call to learn from, and 2 without --client', async () => {
+    const none = await run(['learn', '--client', 'nobody'], GLEAN_TRAFFIC.join('\n'));
     expect(none.code).toBe(1);
     expect(none.stdout).toBe('');
     expect(none.stderr).toMatch(/no allowed or would-deny calls of client "nobody"/);
-    const usage = run(['learn']);
+    const usage = await run(['learn']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/--client is required/);
   });
 
-  it('--diff shows rules used, rules never used and rules missing, against a client extending a preset', () => {
+  it('--diff shows rules used, rules never used and rules missing, against a client extending a preset', async () => {
     const policyDir = dir();
     writeFileSync(join(policyDir, 'glean.yaml'), 'clients:\n  glean:\n    extends: presets/glean\n    mode: report\n');
-    const r = run(['learn', '--client', 'glean', '--diff', '--policies', policyDir], GLEAN_TRAFFIC.join('\n'));
+    const r = await run(['learn', '--client', 'glean', '--diff', '--policies', policyDir], GLEAN_TRAFFIC.join('\n'));
     expect(r.code).toBe(1);
     const rows = r.stdout.split('\n').filter((l) => /^[ +-] /.test(l));
     expect(rows).toEqual(expect.arrayContaining([

@@ -2,17 +2,16 @@
 // calls (docs: /work/shared/docs/vendor-endpoints.md) reach the GitLab stand-in and every rule
 // of the preset is used by one of them; a shared list of dangerous calls is refused for
 // every preset and never reaches the stand-in.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePreset, presetFiles, readPreset } from '../src/policy/extends.ts';
 import type { PolicyProblem } from '../src/policy/load.ts';
+import { runCli } from './support/cli.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const PRESET_DIR = join(ROOT, 'policies', 'presets');
-const CLI = join(ROOT, 'src', 'cli.ts');
 
 interface Call {
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -351,10 +350,10 @@ describe('presets', () => {
     expect(PRESETS).toEqual(expect.arrayContaining(['zoom', 'glean-readonly', 'glean', 'echoes', 'packit', 'calero', 'renovate', 'renovate-automerge', 'backstage', 'sentry']));
   });
 
-  it('pass check, with the schema line and their sources in comments', () => {
-    const r = spawnSync(process.execPath, [CLI, 'check', '--policies', join(ROOT, 'policies')], { encoding: 'utf8', timeout: 15_000 });
+  it('pass check, with the schema line and their sources in comments', async () => {
+    const r = await runCli(['check', '--policies', join(ROOT, 'policies')]);
     expect(r.stdout).toMatch(new RegExp(`^ok: .*; ${PRESETS.length} presets`));
-    expect(r.status).toBe(0);
+    expect(r.code).toBe(0);
     for (const p of PRESETS) {
       const text = readPreset(join(PRESET_DIR, `${p}.yaml`), p).text;
       expect(text.split('\n')[0]).toBe('# yaml-language-server: $schema=../policy.schema.json');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicyDir, PolicyError } from '../src/policy/load.ts';
 import { startGitLabStandIn, type StandIn } from './support/gitlab-standin.ts';
-import { send, startRig, waitFor, type Line, type Rig } from './support/ops.ts';
+import { send, startRig, type Line, type Rig } from './support/ops.ts';
 
 const policy = (extra = '') => `clients:
   packit:
@@ -18,7 +18,8 @@ ${extra}`;
 
 const systemLines = (rig: Rig): Line[] => rig.auditLines().filter((l) => l.client === 'system');
 const get = async (rig: Rig, path: string, jwt: string) => (await send(rig.url + path, { headers: { 'PRIVATE-TOKEN': jwt } })).status;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The next reload or refusal line after the first `count` system lines, when it is written. */
+const nextSystemLine = (rig: Rig, count: number, what: string): Promise<Line> => rig.until(() => systemLines(rig)[count], what);
 
 describe('reload on file changes', () => {
   const tokens = [`glpat-${randomBytes(12).toString('hex')}`, `glpat-${randomBytes(12).toString('hex')}`];
@@ -48,10 +49,10 @@ describe('reload on file changes', () => {
     const token = await jwt();
     expect(await get(rig, '/api/v4/projects/1/repository/tree', token)).toBe(403);
     const before = rig.proxy.policy().checksum;
+    const lines = systemLines(rig).length;
     writeFileSync(join(rig.policyDir, 'clients.yaml'), policy('      - GET /api/v4/projects/:id/repository/tree\n'));
-    await waitFor(() => rig.proxy.policy().checksum !== before, 'the reload');
+    const line = await nextSystemLine(rig, lines, 'the reload');
     expect(await get(rig, '/api/v4/projects/1/repository/tree', token)).toBe(200);
-    const line = systemLines(rig).at(-1)!;
     expect(line).toMatchObject({ client: 'system', decision: 'reload', reason: 'file-change', checksum: rig.proxy.policy().checksum, previousChecksum: before, changed: ['policy'] });
     expect(line.time).toEqual(expect.any(String));
     expect(await rig.metric('gsp_policy_reloads_total', { result: 'success' })).toBe(1);
@@ -59,22 +60,24 @@ describe('reload on file changes', () => {
     expect(await rig.metric('gsp_policy_info', { checksum: before })).toBeUndefined();
   });
 
-  it('debounces a burst of writes into one reload, and ignores a touch that changes nothing', async () => {
+  // The debounce itself (a burst spaced in time, the longest wait) is timed with a stepped clock
+  // in src/ops/watch.test.ts; here, real file events end in one reload of the final content.
+  it('applies a burst of writes as one reload of the last content, and ignores a touch that changes nothing', async () => {
     const lines = systemLines(rig).length;
     const file = join(rig.policyDir, 'clients.yaml');
-    for (let i = 0; i < 5; i++) {
-      writeFileSync(file, policy(`# edit ${i}\n`));
-      await sleep(20);
-    }
-    await waitFor(() => systemLines(rig).length > lines, 'the reload');
-    await sleep(400);
-    expect(systemLines(rig)).toHaveLength(lines + 1);
+    for (let i = 0; i < 5; i++) writeFileSync(file, policy(`# edit ${i}\n`));
+    const reload = await nextSystemLine(rig, lines, 'the reload');
+    expect(reload).toMatchObject({ decision: 'reload', checksum: loadPolicyDir(rig.policyDir).checksum });
     expect(rig.proxy.policy().checksum).toBe(loadPolicyDir(rig.policyDir).checksum);
+    // A touch, and a write of the same content: a file event without a change reloads nothing.
     const now = new Date();
     utimesSync(file, now, now);
     writeFileSync(file, policy('# edit 4\n'));
-    await sleep(500);
-    expect(systemLines(rig)).toHaveLength(lines + 1);
+    expect(rig.proxy.reloadNow('file-change')).toMatchObject({ ok: true, changed: [] });
+    // The next real change is the very next line: nothing was written for the touch.
+    writeFileSync(file, policy('# edit 5\n'));
+    const next = await nextSystemLine(rig, lines + 1, 'the reload after the touch');
+    expect(next).toMatchObject({ decision: 'reload', previousChecksum: reload.checksum, checksum: loadPolicyDir(rig.policyDir).checksum });
   });
 
   it('refuses a policy that fails validation: the last good one stays, with an error log line, an audit line and a metric', async () => {
@@ -82,10 +85,9 @@ describe('reload on file changes', () => {
     const good = rig.proxy.policy().checksum;
     const lines = systemLines(rig).length;
     writeFileSync(join(rig.policyDir, 'clients.yaml'), 'clients:\n  packit:\n    allow: [get /api/v4/projects/:id]\n');
-    await waitFor(() => systemLines(rig).length > lines, 'the refusal');
+    const refused = await nextSystemLine(rig, lines, 'the refusal');
     expect(rig.proxy.policy().checksum).toBe(good);
     expect(await get(rig, '/api/v4/projects/1', token)).toBe(200);
-    const refused = systemLines(rig).at(-1)!;
     expect(refused).toMatchObject({ client: 'system', decision: 'reload-refused', reason: 'file-change', previousChecksum: good, problems: 1 });
     expect(refused.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(refused.checksum).not.toBe(good);
@@ -94,15 +96,16 @@ describe('reload on file changes', () => {
     expect(error.problems).toEqual([expect.stringMatching(/clients\.yaml:3:\d+ unknown method "get"/)]);
     // Fixed again: applied.
     writeFileSync(join(rig.policyDir, 'clients.yaml'), policy('# fixed\n'));
-    await waitFor(() => systemLines(rig).at(-1)!.decision === 'reload', 'the reload');
+    expect(await nextSystemLine(rig, lines + 1, 'the reload')).toMatchObject({ decision: 'reload' });
   });
 
   it('re-reads GITLAB_TOKEN_FILE: the rotated token is used for the next request', async () => {
     const token = await jwt();
     standin.reset();
     expect(await get(rig, '/api/v4/projects/1', token)).toBe(200);
+    const lines = systemLines(rig).length;
     writeFileSync(tokenFile, `${tokens[1]}\n`);
-    await waitFor(() => String(systemLines(rig).at(-1)!.changed) === 'gitlab-token', 'the token reload');
+    expect(await nextSystemLine(rig, lines, 'the token reload')).toMatchObject({ decision: 'reload', changed: ['gitlab-token'] });
     expect(await get(rig, '/api/v4/projects/1', token)).toBe(200);
     expect(standin.requests.map((r) => r.headers['private-token'])).toEqual(tokens);
     expect(readFileSync(rig.auditFile, 'utf8') + JSON.stringify(rig.opsLines)).not.toContain(tokens[1]!);
@@ -112,29 +115,29 @@ describe('reload on file changes', () => {
     const token = await jwt();
     const lines = systemLines(rig).length;
     writeFileSync(tokenFile, '');
-    await waitFor(() => systemLines(rig).length > lines, 'the refusal');
-    expect(systemLines(rig).at(-1)).toMatchObject({ decision: 'reload-refused', checksum: rig.proxy.policy().checksum, problems: 1 });
+    expect(await nextSystemLine(rig, lines, 'the refusal')).toMatchObject({ decision: 'reload-refused', checksum: rig.proxy.policy().checksum, problems: 1 });
     standin.reset();
     expect(await get(rig, '/api/v4/projects/1', token)).toBe(200);
     expect(standin.requests[0]!.headers['private-token']).toBe(tokens[1]);
     writeFileSync(tokenFile, tokens[0]!);
-    await waitFor(() => systemLines(rig).at(-1)!.decision === 'reload', 'the reload');
+    expect(await nextSystemLine(rig, lines + 1, 'the reload')).toMatchObject({ decision: 'reload', changed: ['gitlab-token'] });
   });
 
   it('re-reads PROXY_JWT_SECRET_FILE: tokens signed with the old key stop working', async () => {
     const old = await jwt();
     expect(await get(rig, '/api/v4/projects/1', old)).toBe(200);
+    const lines = systemLines(rig).length;
     writeFileSync(jwtFile, randomBytes(32).toString('hex'));
-    await waitFor(() => String(systemLines(rig).at(-1)!.changed) === 'jwt-keys', 'the key reload');
+    expect(await nextSystemLine(rig, lines, 'the key reload')).toMatchObject({ decision: 'reload', changed: ['jwt-keys'] });
     expect(await get(rig, '/api/v4/projects/1', old)).toBe(401);
     expect(await get(rig, '/api/v4/projects/1', await jwt())).toBe(200);
   });
 
   it('reloads on SIGHUP (reloadNow) even when nothing changed, and says so', async () => {
+    const lines = systemLines(rig).length;
     const outcome = rig.proxy.reloadNow('sighup');
     expect(outcome).toMatchObject({ ok: true, changed: [] });
-    await waitFor(() => systemLines(rig).at(-1)?.reason === 'sighup', 'the audit line');
-    expect(systemLines(rig).at(-1)).toMatchObject({ decision: 'reload', reason: 'sighup', changed: [] });
+    expect(await nextSystemLine(rig, lines, 'the audit line')).toMatchObject({ decision: 'reload', reason: 'sighup', changed: [] });
   });
 });
 
@@ -160,7 +163,8 @@ describe('Kubernetes ConfigMap updates', () => {
       symlinkSync('..2024_01_01_00_01_00.000000002', join(root, '..data_tmp'));
       renameSync(join(root, '..data_tmp'), join(root, '..data'));
       rmSync(join(root, '..2024_01_01_00_00_00.000000001'), { recursive: true });
-      await waitFor(() => rig.proxy.policy().checksum !== before, 'the reload after the swap');
+      await nextSystemLine(rig, 0, 'the reload after the swap');
+      expect(rig.proxy.policy().checksum).not.toBe(before);
       expect(await get(rig, '/api/v4/projects/1/repository/tree', jwt)).toBe(200);
       expect(systemLines(rig)).toEqual([expect.objectContaining({ decision: 'reload', reason: 'file-change', changed: ['policy'] })]);
     } finally {

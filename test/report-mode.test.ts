@@ -37,7 +37,8 @@ async function send(client: string, method: string, path: string, opts: { body?:
 describe('mode: report', () => {
   it.each([
     ['GET', '/api/v4/projects/1/merge_requests', 'no-rule', /^no rule matches/],
-    ['PUT', '/api/v4/projects/1/issues', 'method-not-allowed', /^PUT not in GET,POST \/api\/v4\/projects\/:id\/issues/],
+    ['PUT', '/api/v4/projects/1/issues/5', 'no-rule', /^no rule matches/],
+    ['POST', '/api/v4/projects/1/merge_requests/2/notes', 'no-rule', /^no rule matches/],
     ['GET', '/api/v4/projects/1/merge_requests.json', 'no-rule', /^no rule matches/],
   ])('forwards %s %s, which no rule allows, as would-deny with the reason', async (method, path, reason, detail) => {
     const r = await send('trial', method, path);
@@ -86,6 +87,25 @@ describe('mode: report', () => {
     expect(r.received).toHaveLength(0);
     expect(r.audit.decision).toBe('deny');
     expect(r.audit.reason).toMatch(reason);
+  });
+
+  // Report mode exists to learn what a vendor does without breaking it, not to grant deletes
+  // or memberships: what enforce mode would refuse is forwarded only when it cannot destroy
+  // or grant (src/decision/report.ts, classes from src/catalogue/classes.ts).
+  const neverReported: [string, string, string, unknown, RegExp][] = [
+    ['deleting a project', 'DELETE', '/api/v4/projects/1', undefined, /DELETE \/api\/v4\/projects\/:id .* is destructive/],
+    ['deleting a merge request note', 'DELETE', '/api/v4/projects/1/merge_requests/2/notes/3', undefined, / is destructive/],
+    ['adding a member', 'POST', '/api/v4/projects/1/members', { user_id: 5, access_level: 40 }, / is membership/],
+    ['protecting a branch', 'POST', '/api/v4/projects/1/protected_branches', { name: 'main' }, / is destructive/],
+    ['a write GitLab has no route for', 'PUT', '/api/v4/projects/1/issues', {}, /GitLab has no such route/],
+  ];
+  it.each(neverReported)('refuses %s in report mode with what enforce mode would have said', async (_why, method, path, body, detail) => {
+    const r = await send('trial', method, path, body === undefined ? {} : { body });
+    expect(r.status).toBe(403);
+    expect(r.received).toHaveLength(0);
+    expect(r.audit).toMatchObject({ client: 'trial', decision: 'deny', reason: 'report-mode-write' });
+    expect(r.audit.detail).toMatch(/^enforce mode: (no-rule|method-not-allowed) /);
+    expect(r.audit.detail).toMatch(detail);
   });
 
   it('still refuses a dot segment (sent raw: fetch would resolve it)', async () => {

@@ -12,12 +12,18 @@ function minorCollectionsDuring(fn: () => void): Promise<number> {
     const observer = new PerformanceObserver((list) => seen.push(...list.getEntries().map((e) => ('detail' in e ? e.detail : undefined))));
     observer.observe({ entryTypes: ['gc'] });
     fn();
-    // GC entries are delivered asynchronously.
-    setTimeout(() => {
+    // A GC's entry is made in an immediate Node queues after the collection, and observers get
+    // it in another immediate: a few turns of the loop deliver every entry of what fn() did,
+    // without a window of wall-clock time in which unrelated collections could land.
+    void afterImmediates(4).then(() => {
       observer.disconnect();
       resolve(seen.filter((detail) => (detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR).length);
-    }, 50);
+    });
   });
+}
+
+async function afterImmediates(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
 describe('stream memory governor', () => {

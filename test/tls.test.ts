@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/env.ts';
 import { startProxy } from '../src/server.ts';
 import { startGitLabStandIn, type StandIn } from './support/gitlab-standin.ts';
-import { send, startRig, waitFor } from './support/ops.ts';
+import { send, startRig } from './support/ops.ts';
 
 const POLICY = 'clients:\n  packit:\n    allow:\n      - GET /api/v4/projects/:id\n';
 const dir = mkdtempSync(join(tmpdir(), 'gsp-tls-'));
@@ -82,8 +82,10 @@ describe('HTTPS listener', () => {
       // cert-manager renews: both files are rewritten; the next connection gets the new one.
       writeFileSync(key, readFileSync(path('server2.key')));
       writeFileSync(cert, readFileSync(path('server2.pem')));
-      await waitFor(async () => (await servedSerial(rig.url, ca)) === serialOf(path('server2.pem')), 'the renewed certificate');
-      expect(rig.auditLines().filter((l) => l.client === 'system').at(-1)).toMatchObject({ decision: 'reload', changed: ['tls-certificate'] });
+      // The reload line is written once the new certificate is in place.
+      const reload = await rig.until(() => rig.auditLines().find((l) => l.client === 'system' && l.decision === 'reload'), 'the certificate reload');
+      expect(reload).toMatchObject({ decision: 'reload', changed: ['tls-certificate'] });
+      expect(await servedSerial(rig.url, ca)).toBe(serialOf(path('server2.pem')));
       expect((await send(`${rig.url}/api/v4/projects/1`, { headers: { 'PRIVATE-TOKEN': await rig.token('packit') }, ca })).status).toBe(200);
     } finally {
       await rig.close();

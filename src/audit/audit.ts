@@ -32,6 +32,15 @@ export interface AuditRecord {
   ip: string | null;
   userAgent: string | null;
   aborted?: true;
+  /** OAuth endpoints (src/oauth/): the grant and the person who approved it, never a token. */
+  oauth?: OAuthAuditDetail;
+}
+
+export interface OAuthAuditDetail {
+  grant?: string;
+  approver?: string;
+  /** How the approver was admitted (OAUTH_APPROVERS entry), on approval. */
+  approverRule?: string;
 }
 
 /**
@@ -60,8 +69,16 @@ export interface SystemAuditRecord {
   since?: string;
 }
 
+/** An operator's action on an OAuth grant outside a request (`gitlab-scope-proxy grants revoke`). */
+export interface GrantAuditRecord {
+  client: string;
+  decision: 'local';
+  reason: 'oauth-revoked-by-operator';
+  oauth: OAuthAuditDetail;
+}
+
 export interface AuditLog {
-  write(record: AuditRecord | SystemAuditRecord): void;
+  write(record: AuditRecord | SystemAuditRecord | GrantAuditRecord): void;
   /** Resolves when everything written so far is on disk (or stdout). */
   flush(): Promise<void>;
 }

@@ -12,6 +12,8 @@ export interface MintOptions {
   kid?: string | undefined;
   key: { kind: 'secret'; secret: Uint8Array } | { kind: 'private'; key: KeyObject; alg: string };
   now?: number;
+  /** Further claims, e.g. the OAuth grant id "gid" (src/oauth/). */
+  claims?: Record<string, string | number>;
 }
 
 export interface Minted {
@@ -34,7 +36,7 @@ export async function mint(opts: MintOptions): Promise<Minted> {
   const exp = iat + opts.expiresInSeconds;
   const jti = opts.jti ?? randomUUID();
   const alg = opts.key.kind === 'secret' ? 'HS256' : opts.key.alg;
-  let jwt = new SignJWT({})
+  let jwt = new SignJWT({ ...opts.claims })
     .setProtectedHeader({ alg, typ: 'JWT', ...(opts.kid ? { kid: opts.kid } : {}) })
     .setSubject(opts.client)
     .setAudience(opts.audience)

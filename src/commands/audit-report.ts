@@ -1,6 +1,7 @@
 // `audit`: a summary of audit logs per client — calls, denials and would-denies, the most
 // used endpoints (as rule paths, like `learn`), the status mix, first and last seen, and the
 // data volume — as a table for people or JSON for machines.
+import type { Readable } from 'node:stream';
 import { generalizePath } from '../policy/generalize.ts';
 import { readAudit, type AuditEntry, type ReadStats } from './audit-lines.ts';
 
@@ -16,6 +17,8 @@ export interface AuditReportOptions {
   json?: boolean;
   out?: (text: string) => void;
   warn?: (text: string) => void;
+  /** Read for "-" or no input; default process.stdin. */
+  stdin?: Readable | undefined;
 }
 
 export interface EndpointSummary {
@@ -110,7 +113,7 @@ export async function auditReport(opts: AuditReportOptions): Promise<number> {
   const out = opts.out ?? ((t) => process.stdout.write(t));
   const warn = opts.warn ?? ((t) => process.stderr.write(t));
   const stats: ReadStats = { lines: 0, skipped: 0, errors: [] };
-  const summary = await summarize(readAudit(opts.inputs, stats), opts, stats);
+  const summary = await summarize(readAudit(opts.inputs, stats, opts.stdin), opts, stats);
   for (const e of summary.errors) warn(`warning: ${e}\n`);
   if (opts.json) out(JSON.stringify(summary, null, 2) + '\n');
   else out(table(summary));

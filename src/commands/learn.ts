@@ -1,6 +1,7 @@
 // `learn`: from what a client did (audit lines it was allowed, or would have been denied in
 // report mode), the smallest policy that allows exactly that, with ids, numbers, shas and
 // file paths as parameters; or, with --diff, how that compares with its current rules.
+import type { Readable } from 'node:stream';
 import { generalizeToRoute } from '../catalogue/generalize.ts';
 import { generalizePath } from '../policy/generalize.ts';
 import type { Client } from '../types.ts';
@@ -15,6 +16,8 @@ export interface LearnOptions {
   current?: Client | undefined;
   out?: (text: string) => void;
   warn?: (text: string) => void;
+  /** Read for "-" or no input; default process.stdin. */
+  stdin?: Readable | undefined;
 }
 
 interface Call {
@@ -46,7 +49,7 @@ export async function learn(opts: LearnOptions): Promise<number> {
   const out = opts.out ?? ((t) => process.stdout.write(t));
   const warn = opts.warn ?? ((t) => process.stderr.write(t));
   const stats: ReadStats = { lines: 0, skipped: 0, errors: [] };
-  const learned = await collect(readAudit(opts.inputs, stats), opts.client);
+  const learned = await collect(readAudit(opts.inputs, stats, opts.stdin), opts.client);
   for (const e of stats.errors) warn(`warning: ${e}\n`);
   if (stats.skipped > 0) warn(`warning: ${stats.skipped} line${stats.skipped === 1 ? ' is' : 's are'} not audit records and were skipped\n`);
   if (learned.used === 0) {

@@ -1,11 +1,16 @@
 // Configuration comes from the environment only (12-factor; Docker and Kubernetes secrets
 // arrive as *_FILE). Only the entry point calls this. Every problem is one line naming the
 // variable; no value of a secret is ever part of a message.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { BlockList } from 'node:net';
 import { parseDuration } from '../auth/mint.ts';
 import { cidrList } from '../ops/trusted-proxies.ts';
+import { ConfigError, readText, secret } from './read.ts';
+import { loadOAuthConfig, type OAuthConfig } from './oauth.ts';
+import type { StoreSettings } from '../store/open.ts';
+
+export { ConfigError, readText, secret };
 
 export interface JwtSettings {
   /** The HS256 key `token` signs with: the one with the greatest kid when there are several. */
@@ -73,11 +78,12 @@ export interface Config {
   /** HTTPS on the vendor-facing listener: certificate chain and key files (PEM). */
   tls: { certFile: string; keyFile: string } | undefined;
   limits: Limits;
+  /** OAuth provider for vendors (src/oauth/config.ts); undefined when OAUTH_GITLAB_CLIENT_ID is unset. */
+  oauth: OAuthConfig | undefined;
+  /** Shared state (src/store/): Redis when REDIS_URL is set, else the SQLite file SQLITE_FILE. */
+  store: StoreSettings;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 type Env = Record<string, string | undefined>;
 
@@ -132,6 +138,8 @@ export function loadConfig(env: Env = process.env): Config {
     adminHost: env.ADMIN_HOST || '0.0.0.0',
     tls: certFile && keyFile ? { certFile, keyFile } : undefined,
     trustedProxies: trustedProxies(env.TRUSTED_PROXIES),
+    oauth: loadOAuthConfig(env, gitlabUrl, publicUrl, hmac !== undefined),
+    store: loadStoreSettings(env),
     limits: {
       maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
       maxBodyBytes: int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 0, 1 << 30),
@@ -145,6 +153,11 @@ export function loadConfig(env: Env = process.env): Config {
       scopeCacheSize: int(env, 'SCOPE_CACHE_SIZE', 10_000, 0, 10_000_000),
     },
   };
+}
+
+/** The shared store alone: what `grants` needs (REDIS_URL or REDIS_URL_FILE, else SQLITE_FILE). */
+export function loadStoreSettings(env: Env = process.env): StoreSettings {
+  return { redisUrl: redisUrl(secret(env, 'REDIS_URL')?.value), sqliteFile: env.SQLITE_FILE || './data/gitlab-scope-proxy.sqlite' };
 }
 
 /** The JWT settings alone: what `token` needs to mint, without GitLab settings. */
@@ -263,27 +276,6 @@ export function pem(name: string, path: string, kind: string): string {
   return text;
 }
 
-/** NAME or NAME_FILE, never both. */
-export function secret(env: Env, name: string): { value: string; from: string } | undefined {
-  const direct = env[name];
-  const file = env[`${name}_FILE`];
-  if (direct && file) throw new ConfigError(`${name} and ${name}_FILE are both set; set one`);
-  if (file) {
-    const value = readText(`${name}_FILE`, file).replace(/\r?\n$/, '');
-    if (!value) throw new ConfigError(`${name}_FILE points at an empty file`);
-    return { value, from: `${name}_FILE` };
-  }
-  return direct ? { value: direct, from: name } : undefined;
-}
-
-export function readText(name: string, path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
 function parseUrl(name: string, value: string): URL {
   let url: URL;
   try {
@@ -295,6 +287,18 @@ function parseUrl(name: string, value: string): URL {
   if (url.username || url.password) throw new ConfigError(`${name} must not contain credentials`);
   if (url.search || url.hash) throw new ConfigError(`${name} must not have a query or fragment`);
   return url;
+}
+
+function redisUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('REDIS_URL is not a URL');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
+  return value;
 }
 
 function baseUrl(env: Env, name: string, required: boolean): URL | undefined {

@@ -8,6 +8,8 @@ import { ProxyError } from '../errors.ts';
 import { inScope, type ScopeResolver } from '../scope/scope.ts';
 import { analyzeEntry, type EntryAnalysis, type GraphqlEntry } from './document.ts';
 import { graphqlDenied, graphqlMalformed, graphqlUnsupportedMedia } from './errors.ts';
+import { canonicalText } from './gitlab-text.ts';
+import { scopeReferences } from './scope-walk.ts';
 import { READ_API_GRAPHQL, type GraphqlPolicy } from '../policy/graphql-policy.ts';
 
 /** The client's GraphQL policy: its `graphql:` section, else the read_api default, else none. */
@@ -41,16 +43,31 @@ const SINGLE_KEYS = new Set(['query', 'operationName', 'variables', 'remove_depr
 const BATCH_KEYS = new Set(['query', 'operationName', 'variables']);
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** What checkGraphqlBody found: the audit summary and the body to forward in place of the client's. */
+export interface GraphqlCheck {
+  /** For the audit line: "query project,currentUser". */
+  summary: string;
+  /** The checked request re-serialized: each query printed from its checked document, variables
+   *  and operationName as checked (see gitlab-text.ts canonicalText). */
+  forwardBody: Buffer;
+}
+
+/** One entry as read from the body, with what is forwarded besides the query text. */
+interface ReadEntry extends GraphqlEntry {
+  removeDeprecated: boolean | undefined;
+}
+
 /**
  * Reads the body as GitLab's GraphqlController would and checks every operation in it
- * against the client's policy and scope. Resolves with a short summary for the audit line
- * ("query project,currentUser"); throws a GraphqlRefusal otherwise.
+ * against the client's policy and scope. Resolves with the audit summary and the bytes to
+ * forward; throws a GraphQL refusal (src/graphql/errors.ts) otherwise.
  */
-export async function checkGraphqlBody(client: Client, body: Buffer, resolver: ScopeResolver | undefined): Promise<{ summary: string; forwardBody: Buffer }> {
+export async function checkGraphqlBody(client: Client, body: Buffer, resolver: ScopeResolver | undefined): Promise<GraphqlCheck> {
   const policy = graphqlPolicyOf(client);
   if (!policy) throw graphqlDenied('not enabled for this client');
   const value = readJson(body);
-  let entries: GraphqlEntry[];
+  let entries: ReadEntry[];
+  const batch = Array.isArray(value);
   if (Array.isArray(value)) {
     // Apollo batching: Rails puts a JSON array into params[:_json] and GitLab runs every entry
     // (graphql_controller.rb multiplex?); each entry must pass.
@@ -66,10 +83,22 @@ export async function checkGraphqlBody(client: Client, body: Buffer, resolver: S
 
   const analyses: EntryAnalysis[] = entries.map((e) => analyzeEntry(e, policy));
   const roots = analyses.flatMap((a) => a.roots);
-  await checkScope(client, roots, resolver);
+  await checkScope(client, entries, analyses, resolver);
+  const forwarded = entries.map((e, i) => forwardEntry(e, analyses[i]!));
   const ops = [...new Set(roots.map((r) => r.operation))].join(',');
-  const summary = `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
-  return { summary, forwardBody: body };
+  return {
+    summary: `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`,
+    forwardBody: Buffer.from(JSON.stringify(batch ? forwarded : forwarded[0]), 'utf8'),
+  };
+}
+
+/** The entry GitLab receives: the checked document printed, and the values that were checked. */
+function forwardEntry(e: ReadEntry, analysis: EntryAnalysis): Record<string, unknown> {
+  const out: Record<string, unknown> = { query: canonicalText(analysis.document) };
+  if (e.operationName !== null) out.operationName = e.operationName;
+  if (Object.keys(e.variables).length > 0) out.variables = e.variables;
+  if (e.removeDeprecated !== undefined) out.remove_deprecated = e.removeDeprecated;
+  return out;
 }
 
 function readJson(body: Buffer): unknown {
@@ -87,7 +116,7 @@ function readJson(body: Buffer): unknown {
   }
 }
 
-function readEntry(value: unknown, keys: ReadonlySet<string>, where: string): GraphqlEntry {
+function readEntry(value: unknown, keys: ReadonlySet<string>, where: string): ReadEntry {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw graphqlMalformed(`${where}body must be a JSON object or an array of them`);
   const o = value as Record<string, unknown>;
   // Only the keys GitLab reads (graphql_controller.rb permitted_*_params). Any other key could
@@ -97,7 +126,16 @@ function readEntry(value: unknown, keys: ReadonlySet<string>, where: string): Gr
   if (typeof o.query !== 'string') throw graphqlMalformed(`${where}query must be a string`);
   if (o.operationName !== undefined && o.operationName !== null && typeof o.operationName !== 'string') throw graphqlMalformed(`${where}operationName must be a string`);
   if (o.remove_deprecated !== undefined && typeof o.remove_deprecated !== 'boolean') throw graphqlMalformed('remove_deprecated must be true or false');
-  return { query: o.query, operationName: (o.operationName as string | null | undefined) ?? null, variables: readVariables(o.variables, where, keys === BATCH_KEYS) };
+  const inBatch = keys === BATCH_KEYS;
+  const variables = readVariables(o.variables, where, inBatch);
+  checkNumbers(variables, `${where}variables`);
+  return {
+    query: o.query,
+    operationName: (o.operationName as string | null | undefined) ?? null,
+    variables,
+    preprocessed: !inBatch,
+    removeDeprecated: o.remove_deprecated as boolean | undefined,
+  };
 }
 
 /** `variables` as lib/gitlab/graphql/variables.rb reads them: an object, or JSON text of one
@@ -122,30 +160,30 @@ function readVariables(v: unknown, where: string, inBatch: boolean): Record<stri
   return parsed as Record<string, unknown>;
 }
 
-const SCOPE_FREE = new Set(['__typename', '__schema', '__type']);
+/** Variables are forwarded re-serialized: an integer beyond 2^53 would reach GitLab as another
+ *  number than the client sent, so it is refused rather than changed. */
+function checkNumbers(value: unknown, where: string): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value))) throw graphqlMalformed(`${where}: number ${value} cannot be forwarded exactly`);
+  } else if (Array.isArray(value)) {
+    for (const v of value) checkNumbers(v, where);
+  } else if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) checkNumbers(v, where);
+  }
+}
 
 /**
- * A client with `projects:` or `groups:` may name projects and groups only through the root
- * fields `project(fullPath:)` and `group(fullPath:)`, whose paths are checked like a REST
- * request's. Every other root field (currentUser, projects, issue(id:), namespace, any
- * mutation) reaches projects and groups without naming them by path and is refused.
+ * A client with `projects:` or `groups:` may reach projects and groups only by naming them:
+ * every field of every entry is typed with GitLab's reference (scope-walk.ts), and the paths
+ * named through project(fullPath:), group(fullPath:) and namespace(fullPath:) are checked like
+ * a REST request's.
  */
-async function checkScope(client: Client, roots: EntryAnalysis['roots'], resolver: ScopeResolver | undefined): Promise<void> {
+async function checkScope(client: Client, entries: readonly GraphqlEntry[], analyses: readonly EntryAnalysis[], resolver: ScopeResolver | undefined): Promise<void> {
   if (client.projects === undefined && client.groups === undefined) return;
-  for (const root of roots) {
-    const label = root.operation === 'mutation' ? `mutation.${root.field}` : root.field;
-    if (SCOPE_FREE.has(root.field) && root.operation === 'query') continue;
-    const kind = root.operation === 'query' && (root.field === 'project' || root.field === 'group') ? root.field : undefined;
-    if (!kind) throw graphqlDenied(`field ${label} cannot be scope-checked (the client has projects:/groups:)`);
-    // fullPath is a required argument (ID!): without one GitLab refuses the query.
-    if (root.fullPath === undefined || root.fullPath === null) continue;
-    const path = root.fullPath;
-    // A numeric string would be resolved as an id here, but looked up as a path by GitLab.
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/.test(path) || /^[0-9]+$/.test(path)) {
-      throw graphqlDenied(`${kind} "${path}" is not a full path`);
-    }
-    if (!resolver) throw graphqlDenied(`${kind} ${path}: scope cannot be resolved`);
-    if (!(await graphqlInScope(client, kind, path, resolver))) throw graphqlDenied(`${kind} ${path} out of scope`);
+  const refs = analyses.flatMap((a, i) => scopeReferences(a.document, entries[i]!.variables));
+  for (const ref of refs) {
+    if (!resolver) throw graphqlDenied(`${ref.field} ${ref.fullPath}: scope cannot be resolved`);
+    if (!(await graphqlInScope(client, ref.kind, ref.fullPath, resolver))) throw graphqlDenied(`${ref.field} ${ref.fullPath} out of scope`);
   }
 }
 
@@ -161,17 +199,4 @@ async function graphqlInScope(client: Client, kind: 'project' | 'group', path: s
   // Only projects: listed: a group's subtree lists projects that are not named, so no group passes.
   if (client.groups === undefined) return false;
   return inScope(client, 'group', path, resolver);
-}
-
-/**
- * For `explain --graphql-query`: the policy checks of one query text, as if sent alone with
- * no variables. Project and group scope needs GitLab and is not checked here.
- */
-export function explainGraphqlQuery(client: Client, query: string): string {
-  const policy = graphqlPolicyOf(client);
-  if (!policy) throw graphqlDenied('not enabled for this client');
-  if (query.length > policy.maxLength) throw graphqlDenied(`query longer than max_length ${policy.maxLength} (${query.length} characters)`);
-  const { roots } = analyzeEntry({ query, operationName: null, variables: {} }, policy);
-  const ops = [...new Set(roots.map((r) => r.operation))].join(',');
-  return `${ops} ${[...new Set(roots.map((r) => (r.operation === 'mutation' ? `mutation.${r.field}` : r.field)))].join(',')}`;
 }

@@ -1,7 +1,7 @@
 // Reads one GraphQL request (query text, operationName, variables) the way GitLab's
-// graphql-ruby would, checks it against a client's GraphQL policy, and returns the root
-// fields that name a project or group so that the caller can check their scope.
-// Pure: no I/O. Every refusal is a GraphqlRefusal naming the first thing refused.
+// graphql-ruby would, checks it against a client's GraphQL policy, and returns the parsed
+// document and its root fields (scope is checked on the document by scope-walk.ts).
+// Pure: no I/O. Every refusal is a GraphQL refusal (src/graphql/errors.ts) naming the first thing refused.
 import {
   Kind,
   parse,
@@ -9,9 +9,9 @@ import {
   type FragmentDefinitionNode,
   type OperationDefinitionNode,
   type SelectionSetNode,
-  type ValueNode,
 } from 'graphql';
 import { graphqlDenied, graphqlMalformed } from './errors.ts';
+import { readingDifference } from './gitlab-text.ts';
 import type { FieldTree, GraphqlPolicy } from '../policy/graphql-policy.ts';
 
 export type OperationType = 'query' | 'mutation';
@@ -21,11 +21,15 @@ export interface GraphqlEntry {
   query: string;
   operationName: string | null;
   variables: Readonly<Record<string, unknown>>;
+  /** True for a non-batch request: GitLab rewrites its text first (see gitlab-text.ts). */
+  preprocessed: boolean;
 }
 
 export interface EntryAnalysis {
+  /** The parsed document, as checked: what the proxy forwards (printed). */
+  document: DocumentNode;
   /** Every root field of every operation, fragments expanded: "project", "mutation.createIssue". */
-  roots: { operation: OperationType; field: string; fullPath: string | null | undefined }[];
+  roots: { operation: OperationType; field: string }[];
 }
 
 const INTROSPECTION = new Set(['__schema', '__type']);
@@ -45,6 +49,8 @@ export function analyzeEntry(entry: GraphqlEntry, policy: GraphqlPolicy): EntryA
     // refusing every text graphql-js cannot read keeps one reading.
     throw graphqlMalformed('syntax-error', err instanceof Error ? err.message : 'cannot parse the query');
   }
+  const difference = readingDifference(entry.query, entry.preprocessed);
+  if (difference) throw graphqlMalformed(`ambiguous-text: ${difference}`);
 
   const operations: OperationDefinitionNode[] = [];
   const fragments = new Map<string, FragmentDefinitionNode>();
@@ -70,10 +76,10 @@ export function analyzeEntry(entry: GraphqlEntry, policy: GraphqlPolicy): EntryA
     if (policy.operationNames && !policy.operationNames.has(op.name?.value ?? '')) {
       throw graphqlDenied(op.name ? `operation name ${op.name.value} not allowed` : 'anonymous operation not allowed (operation_names is set)');
     }
-    const walker = new Walker(type, policy, fragments, op, entry.variables, roots);
+    const walker = new Walker(type, policy, fragments, roots);
     walker.walk(op.selectionSet, [], 0, []);
   }
-  return { roots };
+  return { document: doc, roots };
 }
 
 /** GitLab runs the operation named by operationName, or the only one (graphql-ruby
@@ -101,23 +107,17 @@ class Walker {
   readonly #type: OperationType;
   readonly #policy: GraphqlPolicy;
   readonly #fragments: ReadonlyMap<string, FragmentDefinitionNode>;
-  readonly #op: OperationDefinitionNode;
-  readonly #variables: Readonly<Record<string, unknown>>;
   readonly #roots: EntryAnalysis['roots'];
 
   constructor(
     type: OperationType,
     policy: GraphqlPolicy,
     fragments: ReadonlyMap<string, FragmentDefinitionNode>,
-    op: OperationDefinitionNode,
-    variables: Readonly<Record<string, unknown>>,
     roots: EntryAnalysis['roots'],
   ) {
     this.#type = type;
     this.#policy = policy;
     this.#fragments = fragments;
-    this.#op = op;
-    this.#variables = variables;
     this.#roots = roots;
   }
 
@@ -139,7 +139,7 @@ class Walker {
         const fieldPath = [...path, name];
         if (depth + 1 > this.#policy.maxDepth) throw graphqlDenied(`query deeper than max_depth ${this.#policy.maxDepth} at ${this.#label(fieldPath)}`);
         if (!this.#allowed(fieldPath)) throw graphqlDenied(`field ${this.#label(fieldPath)} not allowed`);
-        if (path.length === 0) this.#roots.push({ operation: this.#type, field: name, fullPath: this.#fullPath(name, sel.arguments ?? []) });
+        if (path.length === 0) this.#roots.push({ operation: this.#type, field: name });
         if (sel.selectionSet) this.walk(sel.selectionSet, fieldPath, depth + 1, fragmentStack);
       }
     }
@@ -166,33 +166,5 @@ class Walker {
       node = child;
     }
     return true;
-  }
-
-  /** The `fullPath` argument of a root field: undefined when it has none, null when it is
-   *  null or not given, else the string GitLab will look up. */
-  #fullPath(field: string, args: readonly { name: { value: string }; value: ValueNode }[]): string | null | undefined {
-    const given = args.filter((a) => a.name.value === 'fullPath');
-    if (given.length === 0) return undefined;
-    if (given.length > 1) throw graphqlMalformed(`${field}: fullPath given twice`);
-    return this.#string(field, given[0]!.value);
-  }
-
-  #string(field: string, value: ValueNode): string | null {
-    if (value.kind === Kind.STRING) return value.value;
-    if (value.kind === Kind.NULL) return null;
-    if (value.kind === Kind.VARIABLE) {
-      const name = value.name.value;
-      const def = this.#op.variableDefinitions?.find((d) => d.variable.name.value === name);
-      if (!def) throw graphqlMalformed(`variable $${name} is not defined`);
-      if (Object.hasOwn(this.#variables, name)) {
-        const v = this.#variables[name];
-        if (typeof v === 'string' || v === null) return v;
-        throw graphqlDenied(`${field}: fullPath must be a string`);
-      }
-      // Not provided: graphql-ruby uses the variable's default value, else null.
-      return def.defaultValue ? this.#string(field, def.defaultValue) : null;
-    }
-    // Numbers and lists would be coerced by the ID type to something else than was checked.
-    throw graphqlDenied(`${field}: fullPath must be a string`);
   }
 }

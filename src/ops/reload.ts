@@ -50,6 +50,7 @@ export function changes(before: LoadedState, after: LoadedState): string[] {
   for (const [name, client] of after.policy.clients) {
     const old = before.policy.clients.get(name);
     if (old && old.upstreamToken?.() !== client.upstreamToken?.()) changed.push(`client-token:${name}`);
+    if (old && old.oauth?.secretSha256.toString('hex') !== client.oauth?.secretSha256.toString('hex')) changed.push(`oauth-secret:${name}`);
   }
   if (before.tls?.cert !== after.tls?.cert || before.tls?.key !== after.tls?.key) changed.push('tls-certificate');
   return changed;
@@ -74,7 +75,7 @@ export function watchedPaths(config: Config, state: LoadedState): string[] {
   // Key settings may list several files or directories, comma separated (key rotation).
   const keyPaths = (spec: string | undefined): string[] => (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean);
   const files = [config.gitlabTokenFile, ...keyPaths(config.jwtSecretFile), ...keyPaths(config.jwtPublicKeyFile), config.tls?.certFile, config.tls?.keyFile];
-  for (const client of state.policy.clients.values()) files.push(client.upstreamTokenFile);
+  for (const client of state.policy.clients.values()) files.push(client.upstreamTokenFile, client.oauth?.secretFile);
   for (const f of files) if (f) paths.push(f, dirname(f));
   return paths;
 }

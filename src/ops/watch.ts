@@ -5,7 +5,7 @@
 // single-file bind mount (Docker secrets) changes in place without any event in its
 // directory. After each change every watch is set up again, so a replaced file is followed.
 // The callback decides whether anything really changed (by comparing checksums).
-import { watch, type FSWatcher } from 'node:fs';
+import { watch as fsWatch } from 'node:fs';
 
 export interface Watcher {
   /** Sets the watches up again for the current list of paths. */
@@ -13,10 +13,20 @@ export interface Watcher {
   close(): void;
 }
 
-export function watchPaths(paths: () => Iterable<string>, onChange: () => void, opts: { debounceMs?: number; maxWaitMs?: number } = {}): Watcher {
+export interface WatchOptions {
+  debounceMs?: number;
+  maxWaitMs?: number;
+  /** node:fs watch, or a stand-in that fires events on demand (tests of the debounce). */
+  watch?: (path: string, options: { persistent: boolean }, listener: () => void) => PathWatch;
+}
+
+type PathWatch = { close(): void; on(event: 'error', listener: (err: Error) => void): unknown };
+
+export function watchPaths(paths: () => Iterable<string>, onChange: () => void, opts: WatchOptions = {}): Watcher {
+  const watch = opts.watch ?? fsWatch;
   const debounceMs = opts.debounceMs ?? 200;
   const maxWaitMs = opts.maxWaitMs ?? 2000;
-  const watchers = new Map<string, FSWatcher>();
+  const watchers = new Map<string, PathWatch>();
   let timer: NodeJS.Timeout | undefined;
   let firstEventAt = 0;
   let closed = false;

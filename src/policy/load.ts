@@ -15,6 +15,7 @@ import { applyClientScope } from './client-scope.ts';
 import type { z } from 'zod';
 import { CLIENT_NAME, ClientSchema, PolicyFileShape, type ClientDoc } from './schema.ts';
 import { compileGraphqlPolicy, graphqlPolicyProblems } from './graphql-policy.ts';
+import { clientOAuthSettings, duplicateClientIds } from './oauth-registration.ts';
 import type { Client, Policy, PolicyProblem } from '../types.ts';
 
 export type { Client, Policy, PolicyProblem };
@@ -76,6 +77,7 @@ export function compilePolicy(sources: { display: string; text: string }[], opti
     problems.splice(before, problems.length - before, ...problems.slice(before).sort((a, b) => a.line - b.line || a.col - b.col));
   }
   problems.push(...presets.problems);
+  for (const d of duplicateClientIds(clients.values())) problems.push({ file: d.source.replace(/:[0-9]+$/, ''), line: Number(/[0-9]+$/.exec(d.source)?.[0] ?? 0), col: 1, message: d.message });
   // A preset is part of the policy: editing it is a change a reload must see.
   for (const p of presets.sources) hash.update(p.display).update('\0').update(p.text).update('\0');
   const checksum = hash.digest('hex');
@@ -142,6 +144,8 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
       for (const msg of graphqlPolicyProblems(parsed.data.graphql)) at(nodeOffset(doc, ['clients', name, 'graphql', 'fields']), msg);
       client.graphql = compileGraphqlPolicy(parsed.data.graphql);
     }
+    // oauth: (src/policy/oauth-registration.ts): problems at their keys.
+    if (client && parsed.success) Object.assign(client, clientOAuthSettings(parsed.data.oauth, `${file}:${lineOf(['clients', name, 'oauth'])}`, (key, msg) => at(nodeOffset(doc, ['clients', name, 'oauth', ...key]), msg)));
     const located = (path: readonly PropertyKey[]) => ({ file, ...lineCounter.linePos(nodeOffset(doc, ['clients', name, ...path]) ?? 0) });
     const complete = completeClient(client, spec, parsed.success, presets, located, problems);
     // projects:, groups:, scopes: (src/scope/client-scope.ts): problems at their entries.

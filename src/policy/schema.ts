@@ -2,6 +2,7 @@
 // shipped for editors is generated from it, so the two cannot drift apart.
 import { z } from 'zod';
 import { GraphqlPolicySchema } from './graphql-policy.ts';
+import { OAuthRegistrationSchema } from './oauth-registration.ts';
 import { TOKEN_SCOPES } from './token-scopes.ts';
 
 export const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -100,6 +101,8 @@ export const ClientSchema = z.strictObject({
     .optional()
     .describe('Shorthands mirroring GitLab token scopes: read_api (every GET/HEAD under /api/v4), read_user (/user, /users reads), read_repository and write_repository (git over HTTP).'),
   graphql: GraphqlPolicySchema.optional(),
+  oauth: OAuthRegistrationSchema.optional()
+    .describe('An OAuth application for vendors that only speak OAuth: they sign in at /oauth/authorize and get this client\'s rules (docs/oauth.md).'),
   extends: z
     .string()
     .regex(PRESET_REF, 'extends names a preset such as "presets/glean-readonly" (no ".yaml", no "..")')

@@ -1,28 +1,26 @@
 // `check` knows GitLab's routes: a typo'd rule is a problem with the nearest real route, and a
-// broad client's reach is shown by risk class with warnings; `--json` for CI. Real subprocess.
-import { spawnSync } from 'node:child_process';
+// broad client's reach is shown by risk class with warnings; `--json` for CI. The commands run
+// in-process through main(argv, io), as the binary runs them (test/support/cli.ts).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
+import { runCli } from '../support/cli.ts';
 
 function check(policy: string, ...args: string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'gsp-catalogue-'));
   writeFileSync(join(dir, 'a.yaml'), policy);
-  const r = spawnSync(process.execPath, [CLI, 'check', '--policies', dir, ...args], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(['check', '--policies', dir, ...args]);
 }
 
-it('flags a rule that matches no GitLab route, with the nearest one', { timeout: 60_000 }, () => {
-  const r = check('clients:\n  docs:\n    allow:\n      - GET /api/v4/projects/:id/wiki\n');
+it('flags a rule that matches no GitLab route, with the nearest one', async () => {
+  const r = await check('clients:\n  docs:\n    allow:\n      - GET /api/v4/projects/:id/wiki\n');
   expect(r.code).toBe(1);
   expect(r.stdout).toMatch(/a\.yaml:4:\d+ "GET \/api\/v4\/projects\/:id\/wiki" matches no GitLab route in GitLab 18\.9\.0-pre; nearest: GET \/api\/v4\/projects\/:id\/wikis\n/);
 });
 
-it('shows a broad client\'s reach by class, the floor, and warns for risky classes', { timeout: 60_000 }, () => {
-  const r = check('clients:\n  broad:\n    allow:\n      - "* /api/v4/**"\n');
+it('shows a broad client\'s reach by class, the floor, and warns for risky classes', async () => {
+  const r = await check('clients:\n  broad:\n    allow:\n      - "* /api/v4/**"\n');
   expect(r.code).toBe(0);
   expect(r.stdout).toMatch(/^ok: 1 clients/);
   expect(r.stdout).toMatch(/client broad \(.*a\.yaml:2\): reaches \d+ GitLab routes/);
@@ -30,7 +28,7 @@ it('shows a broad client\'s reach by class, the floor, and warns for risky class
   for (const cls of ['membership', 'destructive', 'exfiltration']) expect(r.stdout).toMatch(new RegExp(`warning: client broad may reach \\d+ ${cls} routes`));
   expect(r.stdout).not.toMatch(/may reach \d+ (credential|admin) routes/);
 
-  const json = JSON.parse(check('clients:\n  broad:\n    admin: true\n    allow:\n      - "* /api/v4/**"\n', '--json').stdout) as { ok: boolean; clients: { classes: Record<string, { reach: number; refused: number }>; warnings: string[] }[] };
+  const json = JSON.parse((await check('clients:\n  broad:\n    admin: true\n    allow:\n      - "* /api/v4/**"\n', '--json')).stdout) as { ok: boolean; clients: { classes: Record<string, { reach: number; refused: number }>; warnings: string[] }[] };
   expect(json.ok).toBe(true);
   const broad = json.clients[0]!;
   expect(broad.classes.credential!.reach).toBe(0);
@@ -39,17 +37,17 @@ it('shows a broad client\'s reach by class, the floor, and warns for risky class
   expect(broad.warnings).toEqual(['admin', 'membership', 'destructive', 'exfiltration']);
 });
 
-it('explain names the GitLab route, and --rule lists the routes a rule covers', { timeout: 60_000 }, () => {
+it('explain names the GitLab route, and --rule lists the routes a rule covers', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gsp-catalogue-'));
   writeFileSync(join(dir, 'a.yaml'), 'clients:\n  broad:\n    allow:\n      - "* /api/v4/**"\n');
-  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, 'explain', ...args], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '' } });
-  const rotate = run('--policies', dir, '--client', 'broad', 'POST', '/api/v4/projects/5/access_tokens/self/rotate');
-  expect(rotate.status).toBe(1);
+  const run = (...args: string[]) => runCli(['explain', ...args]);
+  const rotate = await run('--policies', dir, '--client', 'broad', 'POST', '/api/v4/projects/5/access_tokens/self/rotate');
+  expect(rotate.code).toBe(1);
   expect(rotate.stdout).toMatch(/^deny\tcredential-route: POST \/api\/v4\/projects\/:id\/access_tokens\/self\/rotate creates or reveals a credential/);
   expect(rotate.stdout).toMatch(/\nroute\tPOST \/api\/v4\/projects\/:id\/access_tokens\/self\/rotate \(Access tokens\)\tcredential: /);
-  const rule = run('--rule', 'GET /api/v4/projects/:id/**');
-  expect(rule.status).toBe(0);
+  const rule = await run('--rule', 'GET /api/v4/projects/:id/**');
+  expect(rule.code).toBe(0);
   expect(rule.stdout).toMatch(/^read\tGET \/api\/v4\/projects\/:id \(Projects\)$/m);
   expect(rule.stdout).toMatch(/^credential\tGET \/api\/v4\/projects\/:id\/variables \(CI variables\)\t\(refused by the floor\)$/m);
-  expect(run('--rule', 'GET /api/v4/projects/:id/wiki').stdout).toMatch(/^none\t.*nearest: GET \/api\/v4\/projects\/:id\/wikis/);
+  expect((await run('--rule', 'GET /api/v4/projects/:id/wiki')).stdout).toMatch(/^none\t.*nearest: GET \/api\/v4\/projects\/:id\/wikis/);
 });

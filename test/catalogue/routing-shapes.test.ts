@@ -69,7 +69,7 @@ describe('still refused', () => {
     expect(refused.status).toBe(403);
     // The proxy looks the group up with its own token; the call itself never reaches GitLab.
     expect(h.standin.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /api/v4/groups/acme']);
-    expect((await auditLine(h, refused.reqId)).reason).toMatch(/^scope: group acme not in groups/);
+    expect(await auditLine(h, refused.reqId)).toMatchObject({ reason: 'scope', detail: expect.stringMatching(/^group acme not in groups/) as unknown });
     h.standin.reset();
     const allowed = await get('/api/v4/groups/other/projects', scoped);
     expect(allowed.status).toBe(200);

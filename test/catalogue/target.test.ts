@@ -66,7 +66,7 @@ describe('target: on PUT and DELETE .../hooks/:hook_id', () => {
       const sent = await call(vendor, method, `/api/v4/projects/1/hooks/${theirs}`, body);
       expect(sent.status).toBe(403);
       expect(received()).toEqual([`GET /api/v4/projects/1/hooks/${theirs}`]);
-      expect((await auditLine(h, sent.reqId)).reason).toBe('target-constraint: url (does not match the pattern)');
+      expect(await auditLine(h, sent.reqId)).toMatchObject({ reason: 'target-constraint', detail: 'url (does not match the pattern)' });
     }
   });
 

@@ -285,6 +285,14 @@ describe('docker-compose.yml', () => {
     expect(admin[0]!.hostIp).toBe('127.0.0.1');
   });
 
+  it('keeps OAuth state on a named volume, and offers Redis only as an unpublished opt-in profile', () => {
+    expect(mountsOf(service).some((m) => m.type === 'volume' && m.target === '/var/lib/gitlab-scope-proxy' && !m.readOnly)).toBe(true);
+    expect(envMap(service['environment'])['SQLITE_FILE']).toBe('/var/lib/gitlab-scope-proxy/state.sqlite');
+    const redis = ((parse(readRepoFile('docker-compose.yml')) as Obj)['services'] as Obj)['redis'] as Obj;
+    expect(redis['profiles']).toEqual(['redis']);
+    expect(redis['ports']).toBeUndefined();
+  });
+
   it('sets only documented settings', () => {
     const unknown = Object.keys(envMap(service['environment'])).filter((k) => !DOCUMENTED_SETTINGS.includes(k));
     expect(unknown).toEqual([]);

@@ -34,6 +34,7 @@ const EXPECTED_DOCUMENTS: Record<string, Array<[kind: string, apiVersion: string
   'serviceaccount.yaml': [['ServiceAccount', 'v1']],
   'prometheusrule.yaml': [['PrometheusRule', 'monitoring.coreos.com/v1']],
   'grafana-dashboard.yaml': [['ConfigMap', 'v1']],
+  'pvc.yaml': [['PersistentVolumeClaim', 'v1']],
 };
 
 const ACTION = /\{\{[\s\S]*?\}\}/g;
@@ -290,6 +291,17 @@ describe('helm chart: Deployment security and wiring', () => {
     expect(deploymentText).not.toMatch(/^\s*subPath(Expr)?:/m);
     expect(mounts.some((m) => get(m, 'mountPath') === '/var/log/gitlab-scope-proxy')).toBe(true);
     expect(mounts.some((m) => get(m, 'mountPath') === '/tmp')).toBe(true);
+  });
+
+  it('wires OAuth: the application secret as a file, Redis or a SQLite file on a claim', () => {
+    const names = asArray(get(container, 'env')).map((e) => String(get(e, 'name')));
+    expect(names).toEqual(expect.arrayContaining(['OAUTH_GITLAB_CLIENT_ID', 'OAUTH_GITLAB_CLIENT_SECRET_FILE', 'OAUTH_APPROVERS', 'REDIS_URL', 'SQLITE_FILE']));
+    expect(names).not.toContain('OAUTH_GITLAB_CLIENT_SECRET');
+    const mounts = asArray(get(container, 'volumeMounts'));
+    const state = mounts.find((m) => get(m, 'mountPath') === '/var/lib/gitlab-scope-proxy');
+    const volume = asArray(get(pod, 'volumes')).find((v) => get(v, 'name') === get(state, 'name'));
+    expect(get(volume, 'persistentVolumeClaim', 'claimName')).toBeTruthy();
+    expect(deploymentText).toMatch(/SQLITE_FILE\n\s+value: \/var\/lib\/gitlab-scope-proxy\/state\.sqlite/);
   });
 
   it('makes the policy and secret checksum annotations optional', () => {

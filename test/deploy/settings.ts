@@ -11,7 +11,7 @@ export function readRepoFile(relativePath: string): string {
 }
 
 /** Settings whose value is a secret: they must reach the container only as *_FILE. */
-export const SECRET_VALUE_SETTINGS: readonly string[] = ['GITLAB_TOKEN', 'PROXY_JWT_SECRET'];
+export const SECRET_VALUE_SETTINGS: readonly string[] = ['GITLAB_TOKEN', 'PROXY_JWT_SECRET', 'OAUTH_GITLAB_CLIENT_SECRET'];
 
 export const DOCUMENTED_SETTINGS: readonly string[] = [
   'GITLAB_URL',
@@ -48,6 +48,13 @@ export const DOCUMENTED_SETTINGS: readonly string[] = [
   'SHUTDOWN_TIMEOUT_MS',
   'SCOPE_CACHE_TTL_MS',
   'SCOPE_CACHE_SIZE',
+  'OAUTH_GITLAB_CLIENT_ID',
+  'OAUTH_GITLAB_CLIENT_SECRET',
+  'OAUTH_GITLAB_CLIENT_SECRET_FILE',
+  'OAUTH_APPROVERS',
+  'OAUTH_GITLAB_URL',
+  'REDIS_URL',
+  'SQLITE_FILE',
 ];
 
 /** Where the audit log lives in the container when it goes to a file. */

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { GUARD_MS } from '../support/wait.ts';
 import { auditLine, bearer, expectStillServes, forwarded, send } from './support.ts';
 
 const POLICY = `
@@ -249,7 +250,7 @@ describe('answers the shared stand-in does not give', () => {
         upstream.release();
         req.destroy();
         reject(new Error('the first half never arrived: the answer was buffered'));
-      }, 2000);
+      }, GUARD_MS);
       const req = request({ hostname, port: Number(port), path: '/api/v4/projects/1/slow', headers: { Authorization: `Bearer ${jwt}` } }, (res) => {
         res.on('data', (c: Buffer) => {
           chunks.push(c.toString());

@@ -53,16 +53,26 @@ export function send(url: string, opts: SendOptions): Promise<Sent> {
   });
 }
 
-/** The audit line of one request, waiting briefly for it (it is written when the response ends). */
+/** The audit line of one request, when it is written (when the response has ended). */
 export async function auditLine(h: Harness, reqId: string | undefined): Promise<AuditLine> {
   expect(reqId, 'the response carries the proxy request id').toBeDefined();
-  const end = Date.now() + 2000;
-  for (;;) {
-    const line = h.audit.find((l) => l.reqId === reqId);
-    if (line) return line;
-    if (Date.now() > end) throw new Error(`no audit line for ${reqId}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  return h.waitForAuditLine((l) => l.reqId === reqId, `the audit line of ${reqId}`);
+}
+
+/** Fails the test if a request carrying this proxy request id ever reaches the stand-in. */
+export function forbidForwarding(h: Harness, reqId: string | undefined, why = 'refused by the proxy'): void {
+  if (reqId !== undefined) h.standin.forbid(`${why} (${reqId})`, (r) => r.headers['x-request-id'] === reqId);
+}
+
+const liftAfterTest: (() => void)[] = [];
+
+/**
+ * Fails the test if any request (or one that `match`es) reaches the stand-in from now until the
+ * test has ended (checked after each test, and when the proxy has drained at the end of the
+ * file): for raw requests whose pieces have no request id to recognise them by.
+ */
+export function forbidForRestOfTest(h: Harness, why: string, match?: (r: RecordedRequest) => boolean): void {
+  liftAfterTest.push(h.standin.forbid(why, match));
 }
 
 /**
@@ -74,7 +84,7 @@ export async function expectRefused(h: Harness, sent: Sent, reason: string | Reg
   expect(sent.status, sent.body).toBeGreaterThanOrEqual(400);
   expect(sent.status, sent.body).toBeLessThan(500);
   expect((JSON.parse(sent.body) as { message: string }).message).toMatch(/^4\d\d /);
-  await settle();
+  forbidForwarding(h, sent.reqId);
   expect(h.standin.requests.map((r) => `${r.method} ${r.url}`), 'nothing reaches GitLab').toEqual([]);
   const line = await auditLine(h, sent.reqId);
   expect(line.decision).toBe('deny');
@@ -86,11 +96,14 @@ export async function expectRefused(h: Harness, sent: Sent, reason: string | Reg
 /** The one request the stand-in received (reset before the request). */
 export async function forwarded(h: Harness, sent: Sent): Promise<RecordedRequest> {
   expect(sent.status, sent.body).toBeLessThan(500);
-  await settle();
+  // GitLab's answer came back through the proxy, so the request was recorded before it.
   expect(h.standin.requests, 'exactly one request reaches GitLab').toHaveLength(1);
+  const first = h.standin.requests[0]!;
+  const id = first.headers['x-request-id'];
+  if (id !== undefined) h.standin.forbid(`forwarded twice (${id as string})`, (r) => r !== first && r.headers['x-request-id'] === id);
   const line = await auditLine(h, sent.reqId);
   expect(line.decision).toBe('allow');
-  return h.standin.requests[0]!;
+  return first;
 }
 
 /** The proxy still answers an allowed call, and forwards it, after whatever came before. */
@@ -116,9 +129,6 @@ export function expectOnlyRealToken(h: Harness, rec: RecordedRequest): void {
   expect(names.filter((n) => n.startsWith('gitlab-'))).toEqual([]);
 }
 
-/** Gives a request that should not have been forwarded time to show up if it was. */
-export const settle = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export const bearer = (jwt: string): [string, string] => ['Authorization', `Bearer ${jwt}`];
 export const json = (value: unknown): { headers: [string, string][]; body: string } => ({
   headers: [['Content-Type', 'application/json']],
@@ -140,5 +150,9 @@ export function useAttackHarness(policy: string, ready: (h: Harness, jwt: string
   });
   afterAll(() => harness.close());
   beforeEach(() => harness.standin.reset());
-  afterEach(() => expectStillServes(harness, token));
+  afterEach(async () => {
+    expect(harness.standin.takeViolations(), 'requests that must never reach GitLab').toEqual([]);
+    for (const lift of liftAfterTest.splice(0)) lift();
+    await expectStillServes(harness, token);
+  });
 }

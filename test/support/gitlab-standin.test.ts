@@ -223,10 +223,23 @@ describe('recording', () => {
     gitlab.reset();
     expect(gitlab.requests).toHaveLength(0);
     await expect(gitlab.waitForRequests(1, 50)).rejects.toThrow(/expected 1 requests, got 0/);
-    const pending = gitlab.waitForRequests(2, 1000);
+    const pending = gitlab.waitForRequests(2);
     await get('/version');
     await get('/version');
     await expect(pending).resolves.toBeUndefined();
+  });
+
+  it('answers a forbidden request 500 and reports it once as a violation, until the ban is lifted', async () => {
+    gitlab.reset();
+    const lift = gitlab.forbid('never the version', (r) => r.path.endsWith('/version'));
+    expect((await get('/version')).status).toBe(500);
+    expect((await get('/user')).status).not.toBe(500);
+    expect(gitlab.requests.map((r) => r.path)).toEqual(['/gitlab/api/v4/version', '/gitlab/api/v4/user']);
+    expect(gitlab.takeViolations()).toEqual(['never the version: GET /gitlab/api/v4/version']);
+    expect(gitlab.takeViolations()).toEqual([]);
+    lift();
+    expect((await get('/version')).status).toBe(200);
+    expect(gitlab.takeViolations()).toEqual([]);
   });
 
   it('works without a relative root', async () => {

@@ -7,6 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runHttpBackend } from './git-backend.ts';
+import { Changes, until } from './wait.ts';
+import { createStandInOidc, type StandInOidc } from './standin-oidc.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -26,12 +28,27 @@ export interface StandIn {
   origin: string;
   url: string;
   requests: RecordedRequest[];
+  /** Forgets the recorded requests (forbidden requests stay forbidden). */
   reset(): void;
   close(): Promise<void>;
-  /** Resolves when at least n requests have been recorded (or rejects after timeoutMs, default 2000). */
+  /** Notified after each request is recorded (for `until` in ./wait.ts). */
+  changes: Changes;
+  /** Resolves when at least n requests have been recorded; rejects after the guard timeout. */
   waitForRequests(n: number, timeoutMs?: number): Promise<void>;
+  /** Resolves with the first recorded request that `match`es, now or when it arrives. */
+  waitForRequest(match: (r: RecordedRequest) => boolean, what: string, timeoutMs?: number): Promise<RecordedRequest>;
+  /**
+   * Requests that must never reach GitLab: from now on, one that `match`es (default: any) is
+   * answered 500 and recorded as a violation, so a test fails on it whenever it arrives instead
+   * of waiting a while to see that nothing came. Returns a function that lifts the ban.
+   */
+  forbid(why: string, match?: (r: RecordedRequest) => boolean): () => void;
+  /** The forbidden requests that arrived ("why: METHOD url"), emptying the list. */
+  takeViolations(): string[];
   /** Serve git over HTTP from these bare repositories (`<full path>.git`, test/support/git-backend.ts). */
   serveGitFrom(projectRoot: string): void;
+  /** GitLab as an OpenID provider for the proxy's approver sign-in (test/support/standin-oidc.ts). */
+  oidc: StandInOidc;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -93,6 +110,7 @@ interface State {
   hooks: Map<number, Json[]>;
   nextId: number;
   gitRoot?: string;
+  oidc: StandInOidc;
 }
 interface Ctx {
   req: IncomingMessage;
@@ -591,6 +609,7 @@ async function dispatch(state: State, root: string, rec: RecordedRequest, req: I
   const requestId = rec.headers['x-request-id'];
   if (typeof requestId === 'string') res.setHeader('X-Request-Id', requestId);
   if (rec.path !== root && !rec.path.startsWith(`${root}/`)) return sendText(res, 404, '404 page not found\n');
+  if (state.oidc.handle(rec, res, root, state.tokens)) return;
   const rel = rec.path.slice(root.length).split('/').slice(1);
   const query = new URLSearchParams(rec.query);
   if (rel[0] === '-' && rel[1] === 'object-storage') {
@@ -643,10 +662,12 @@ function normaliseRoot(root: string | undefined): string {
 export async function startGitLabStandIn(opts: StandInOptions): Promise<StandIn> {
   const root = normaliseRoot(opts.relativeRoot);
   const requests: RecordedRequest[] = [];
-  const waiters = new Set<() => void>();
+  const changes = new Changes();
+  const forbidden = new Set<{ why: string; match: (r: RecordedRequest) => boolean }>();
+  const violations: string[] = [];
   const state: State = {
     origin: '', base: '', tokens: new Set(opts.validTokens), projects: buildProjects(opts.projectCount ?? 45),
-    notes: new Map(), hooks: new Map(), nextId: 1000,
+    notes: new Map(), hooks: new Map(), nextId: 1000, oidc: createStandInOidc(),
   };
 
   const server = createServer({ keepAlive: true }, (req, res) => {
@@ -660,7 +681,10 @@ export async function startGitLabStandIn(opts: StandInOptions): Promise<StandIn>
         headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks),
       };
       requests.push(rec);
-      for (const wake of waiters) wake();
+      const ban = [...forbidden].find((f) => f.match(rec));
+      if (ban) violations.push(`${ban.why}: ${rec.method} ${rec.url}`);
+      changes.notify();
+      if (ban) return sendJson(res, 500, { message: '500 forbidden in this test: it must never reach GitLab' });
       await dispatch(state, root, rec, req, res);
     })().catch(() => {
       if (!res.headersSent) sendJson(res, 500, { message: '500 Internal Server Error' });
@@ -680,6 +704,7 @@ export async function startGitLabStandIn(opts: StandInOptions): Promise<StandIn>
     requests,
     reset: () => { requests.length = 0; },
     serveGitFrom: (projectRoot) => { state.gitRoot = projectRoot; },
+    oidc: state.oidc,
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
@@ -687,19 +712,18 @@ export async function startGitLabStandIn(opts: StandInOptions): Promise<StandIn>
       });
       return closing;
     },
-    waitForRequests: (n, timeoutMs = 2000) => new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (requests.length < n) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`GitLab stand-in: expected ${n} requests, got ${requests.length} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      waiters.add(check);
-      check();
-    }),
+    changes,
+    waitForRequests: async (n, timeoutMs) => {
+      await until(changes, () => requests.length >= n, `${n} requests at the GitLab stand-in`, timeoutMs).catch(() => {
+        throw new Error(`GitLab stand-in: expected ${n} requests, got ${requests.length}`);
+      });
+    },
+    waitForRequest: (match, what, timeoutMs) => until(changes, () => requests.find(match), what, timeoutMs),
+    forbid: (why, match = () => true) => {
+      const ban = { why, match };
+      forbidden.add(ban);
+      return () => void forbidden.delete(ban);
+    },
+    takeViolations: () => violations.splice(0),
   };
 }

@@ -4,15 +4,16 @@
 // audit log back from disk. Requests go through `send`, which opens one connection per
 // request (no pool), so the proxy's open connections can be counted exactly.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { mintToken } from '../../src/auth/mint.ts';
 import { loadConfig } from '../../src/config/env.ts';
 import { startProxy, type RunningProxy } from '../../src/server.ts';
+import { Changes, GUARD_MS, until } from './wait.ts';
 
 export type Line = Record<string, unknown>;
 
@@ -29,6 +30,10 @@ export interface Rig {
   token: (client: string, opts?: { secret?: string }) => Promise<string>;
   /** The audit file's lines, parsed (read from disk on each call). */
   auditLines: () => Line[];
+  /** Notified when the audit file's directory changes or an ops line is logged. */
+  changes: Changes;
+  /** Resolves with the result of `check` once it is truthy, re-checked on each change. */
+  until: <T>(check: () => T | undefined | null | false, what: string) => Promise<T>;
   /** Value of a metric from /metrics on the admin port: the sum over series matching `labels`. */
   metric: (name: string, labels?: Record<string, string>) => Promise<number | undefined>;
   close: () => Promise<void>;
@@ -42,6 +47,8 @@ export interface RigOptions {
   auditRetryMs?: number;
   /** Written into POLICY_DIR as-is instead of `policies` (the test lays the folder out). */
   policyDir?: string;
+  /** The rate limiter's clock in ms (StartOptions.clock), for tests that step time. */
+  clock?: () => number;
 }
 
 export async function startRig(opts: RigOptions): Promise<Rig> {
@@ -54,7 +61,17 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   const jwtSecret = randomBytes(32).toString('base64url');
   const auditFile = opts.env.AUDIT_LOG ?? join(dir, 'audit', 'audit.log');
   const opsLines: Line[] = [];
-  const ops = pino({ level: 'info' }, { write: (s: string) => void opsLines.push(JSON.parse(s) as Line) });
+  const changes = new Changes();
+  const ops = pino({ level: 'info' }, {
+    write: (s: string) => {
+      opsLines.push(JSON.parse(s) as Line);
+      changes.notify();
+    },
+  });
+  // The audit file is written by the proxy's own asynchronous writer: its directory's change
+  // events tell a waiting test when to read it again.
+  mkdirp(dirname(auditFile));
+  const auditWatch = watch(dirname(auditFile), { persistent: false }, () => changes.notify());
   const config = loadConfig({
     PROXY_JWT_SECRET: jwtSecret,
     POLICY_DIR: policyDir,
@@ -65,7 +82,11 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     AUDIT_LOG: auditFile,
     ...opts.env,
   });
-  const proxy = await startProxy(config, { ops, admin: true, watch: opts.watch ?? false, ...(opts.auditRetryMs ? { auditRetryMs: opts.auditRetryMs } : {}) });
+  const proxy = await startProxy(config, {
+    ops, admin: true, watch: opts.watch ?? false,
+    ...(opts.auditRetryMs ? { auditRetryMs: opts.auditRetryMs } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
   const adminUrl = proxy.adminUrl!;
   return {
     dir,
@@ -85,8 +106,11 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
         key: { kind: 'secret', secret: new TextEncoder().encode(o.secret ?? jwtSecret) },
       }),
     auditLines: () => readLines(auditFile),
+    changes,
+    until: (check, what) => until(changes, check, what),
     metric: async (name, labels = {}) => parseMetric((await send(`${adminUrl}/metrics`)).text, name, labels),
     close: async () => {
+      auditWatch.close();
       await proxy.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -97,6 +121,7 @@ export function mkdirp(path: string): void {
   mkdirSync(path, { recursive: true });
 }
 
+/** The complete lines of a JSON-lines file (a line still being written is left out). */
 export function readLines(file: string): Line[] {
   let text: string;
   try {
@@ -104,11 +129,17 @@ export function readLines(file: string): Line[] {
   } catch {
     return [];
   }
-  return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Line);
+  const lines = text.split('\n');
+  lines.pop(); // after the last newline: empty, or a line not yet whole
+  return lines.filter((l) => l !== '').map((l) => JSON.parse(l) as Line);
 }
 
-/** Polls `check` every 20 ms until it holds, or throws naming `what` after `timeoutMs`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 3000): Promise<void> {
+/**
+ * Polls `check` every 20 ms until it holds, or throws naming `what` after the guard timeout.
+ * Only for state that announces no event (socket counts, connection pools, a served
+ * certificate); whatever has one (requests, audit and ops lines) is waited on with `until`.
+ */
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = GUARD_MS): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

@@ -123,3 +123,13 @@ GitLab's TCP port, from gitlab.url: its explicit port, else 443 for https and
 {{- "443" }}
 {{- end }}
 {{- end }}
+
+{{/* Whether OAuth state lives in a SQLite file on a PersistentVolumeClaim (OAuth on, no Redis). */}}
+{{- define "gsp.sqliteState" -}}
+{{- if and .Values.oauth.gitlabClientId (not .Values.store.redisUrl) }}true{{ end }}
+{{- end }}
+
+{{/* The PersistentVolumeClaim holding the SQLite file. */}}
+{{- define "gsp.stateClaimName" -}}
+{{- default (printf "%s-state" (include "gsp.fullname" .)) .Values.store.sqlite.existingClaim }}
+{{- end }}

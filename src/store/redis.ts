@@ -1,0 +1,141 @@
+// The store in Redis (REDIS_URL): for several replicas behind a load balancer. Operations that
+// must not race are single Redis commands (SET NX) or Lua scripts, which Redis runs atomically.
+// Keys: gsp:code:<hash>, gsp:code-used:<hash>, gsp:grant:<id> (hash), gsp:grant-old:<id> (set
+// of retired refresh-token hashes), gsp:grants (set of grant ids), gsp:counter:<key>.
+import { createClient } from 'redis';
+import type { CodeRecord, ConsumeResult, Grant, RotateResult, Store } from './store.ts';
+
+const P = 'gsp:';
+/** A grant is kept this long after its refresh token expires, for `grants list`. */
+const GRANT_RETENTION_MS = 7 * 86_400_000;
+/** Consumed-code markers outlive the code, so that a late replay is still recognised. */
+const USED_CODE_RETENTION_MS = 24 * 3600_000;
+
+// KEYS: grant, grant-old. ARGV: presented, next, nextExpiresAt, now, keepUntil.
+const ROTATE = `
+local cur = redis.call('HMGET', KEYS[1], 'refreshHash', 'refreshExpiresAt', 'revokedAt')
+if not cur[1] then return 'unknown' end
+if cur[1] ~= ARGV[1] then
+  if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 'unknown' end
+  if cur[3] then return 'revoked' end
+  redis.call('HSET', KEYS[1], 'revokedAt', ARGV[4], 'revokedReason', 'refresh-reuse')
+  return 'reused'
+end
+if cur[3] then return 'revoked' end
+if tonumber(cur[2]) <= tonumber(ARGV[4]) then return 'expired' end
+redis.call('HSET', KEYS[1], 'refreshHash', ARGV[2], 'refreshExpiresAt', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+return 'ok'`;
+
+// KEYS: grant. ARGV: now, reason. Only a grant that exists and is not yet revoked changes.
+const REVOKE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1], 'revokedReason', ARGV[2])
+return 1`;
+
+// KEYS: counter. ARGV: by, ttlMs.
+const INCREMENT = `
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return v`;
+
+const newClient = (url: string, connected: () => boolean) => createClient({
+  url,
+  socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => (!connected() || retries > 20 ? false : Math.min(retries * 100, 2000)) },
+});
+type Client = ReturnType<typeof newClient>;
+
+export class RedisStore implements Store {
+  readonly #redis: Client;
+
+  private constructor(redis: Client) {
+    this.#redis = redis;
+  }
+
+  /** Connects (and fails fast: one attempt, no endless reconnect loop before the first). */
+  static async connect(url: string): Promise<RedisStore> {
+    let connected = false;
+    const redis = newClient(url, () => connected);
+    // Errors surface on the command that failed; the client emits them too and must not crash us.
+    redis.on('error', () => undefined);
+    await redis.connect();
+    connected = true;
+    return new RedisStore(redis);
+  }
+
+  async putCode(codeHash: string, record: CodeRecord): Promise<void> {
+    await this.#redis.set(`${P}code:${codeHash}`, JSON.stringify(record), { expiration: { type: 'PXAT', value: record.expiresAt + USED_CODE_RETENTION_MS } });
+  }
+
+  async consumeCode(codeHash: string, now: number): Promise<ConsumeResult> {
+    const raw = await this.#redis.get(`${P}code:${codeHash}`);
+    if (raw === null) return { status: 'unknown' };
+    const record = JSON.parse(raw) as CodeRecord;
+    // SET NX: of all replicas presenting this code, exactly one creates the marker.
+    const won = await this.#redis.set(`${P}code-used:${codeHash}`, '1', { condition: 'NX', expiration: { type: 'PXAT', value: record.expiresAt + USED_CODE_RETENTION_MS } });
+    if (won === null) return { status: 'replayed', record };
+    if (record.expiresAt <= now) return { status: 'unknown' };
+    return { status: 'ok', record };
+  }
+
+  async createGrant(grant: Grant, refreshHash: string): Promise<void> {
+    const key = `${P}grant:${grant.id}`;
+    await this.#redis.multi()
+      .hSet(key, { json: JSON.stringify(grant), refreshHash, refreshExpiresAt: String(grant.refreshExpiresAt) })
+      .pExpireAt(key, grant.refreshExpiresAt + GRANT_RETENTION_MS)
+      .sAdd(`${P}grants`, grant.id)
+      .exec();
+  }
+
+  async rotateRefresh(grantId: string, presentedHash: string, nextHash: string, nextExpiresAt: number, now: number): Promise<RotateResult> {
+    const status = await this.#redis.eval(ROTATE, {
+      keys: [`${P}grant:${grantId}`, `${P}grant-old:${grantId}`],
+      arguments: [presentedHash, nextHash, String(nextExpiresAt), String(now), String(nextExpiresAt + GRANT_RETENTION_MS)],
+    }) as RotateResult['status'];
+    if (status === 'unknown') return { status };
+    const grant = await this.getGrant(grantId);
+    return grant ? { status, grant } : { status: 'unknown' };
+  }
+
+  async getGrant(id: string): Promise<Grant | undefined> {
+    const h = await this.#redis.hGetAll(`${P}grant:${id}`);
+    return h.json ? toGrant(h) : undefined;
+  }
+
+  async listGrants(): Promise<Grant[]> {
+    const ids = await this.#redis.sMembers(`${P}grants`);
+    const grants: Grant[] = [];
+    for (const id of ids) {
+      const grant = await this.getGrant(id);
+      if (grant) grants.push(grant);
+      else await this.#redis.sRem(`${P}grants`, id);
+    }
+    return grants.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  async revokeGrant(id: string, reason: string, now: number): Promise<Grant | undefined> {
+    await this.#redis.eval(REVOKE, { keys: [`${P}grant:${id}`], arguments: [String(now), reason] });
+    return this.getGrant(id);
+  }
+
+  async increment(key: string, by: number, ttlMs: number): Promise<number> {
+    return Number(await this.#redis.eval(INCREMENT, { keys: [`${P}counter:${key}`], arguments: [String(by), String(ttlMs)] }));
+  }
+
+  async close(): Promise<void> {
+    await this.#redis.close();
+  }
+}
+
+function toGrant(h: Record<string, string>): Grant {
+  const stored = JSON.parse(h.json!) as Grant;
+  return {
+    ...stored,
+    refreshExpiresAt: Number(h.refreshExpiresAt),
+    revokedAt: h.revokedAt !== undefined ? Number(h.revokedAt) : undefined,
+    revokedReason: h.revokedReason,
+  };
+}
