@@ -3,7 +3,7 @@
 // keeps using an old token. Only names of the current policy's clients are kept (metric labels
 // stay a bounded set).
 import type { RequestContext } from '../context.ts';
-import type { Policy } from '../policy/load.ts';
+import type { Policy } from '../types.ts';
 import { RefusedIdentity } from './verify.ts';
 
 export function keepRefusedIdentity(err: unknown, ctx: RequestContext, policy: Policy): void {

@@ -4,8 +4,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { BlockList } from 'node:net';
-import { parseDuration } from '../auth/mint.ts';
-import { cidrList } from '../ops/trusted-proxies.ts';
+import { cidrList } from './cidr.ts';
 import { ConfigError, readText, secret } from './read.ts';
 import { loadOAuthConfig, type OAuthConfig } from './oauth.ts';
 import type { StoreSettings } from '../store/open.ts';
@@ -184,12 +183,13 @@ function trustedProxies(value: string | undefined): BlockList | undefined {
 }
 
 function maxTokenTtl(env: Env): number {
+  // The same units as `token --expires-in` (auth/mint.ts parseDuration), read here so that
+  // config/ does not import auth/.
   const text = env.MAX_TOKEN_TTL || '365d';
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    throw new ConfigError(`MAX_TOKEN_TTL: ${(err as Error).message}`);
-  }
+  const m = /^([0-9]+)([smhdw]?)$/.exec(text);
+  const seconds = m ? Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'] : 0;
+  if (!(seconds > 0)) throw new ConfigError(`MAX_TOKEN_TTL: bad duration ${JSON.stringify(text)} (use e.g. 365d, 12h, 30m)`);
+  return seconds;
 }
 
 /**

@@ -2,47 +2,11 @@
 // one of those addresses is taken to carry the real client in X-Forwarded-For or Forwarded
 // (RFC 7239): the chain is read from the right, past every trusted hop, and the first address
 // that is not trusted is the client. Nobody else can set it: a request straight from a vendor
-// keeps its socket address, whatever headers it sends. Also used for `source_ips:` per client.
-import { BlockList, isIP } from 'node:net';
+// keeps its socket address, whatever headers it sends.
+import { isIP, type BlockList } from 'node:net';
+import { contains, plainAddress } from '../config/cidr.ts';
 
-export class CidrError extends Error {
-  override name = 'CidrError';
-}
-
-/** "10.0.0.0/8", "2001:db8::/32" or a single address. */
-export function cidrList(items: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const raw of items) {
-    const item = raw.trim();
-    const [address, bits, extra] = item.split('/');
-    const family = isIP(address ?? '');
-    const max = family === 6 ? 128 : 32;
-    if (family === 0 || extra !== undefined || (bits !== undefined && (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max))) {
-      throw new CidrError(`"${item}" is not an IP address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)`);
-    }
-    const type = family === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(address!, type);
-    else list.addSubnet(address!, Number(bits), type);
-  }
-  return list;
-}
-
-/** An IPv4-mapped IPv6 address ("::ffff:10.0.0.5") as the IPv4 address it is. */
-export function plainAddress(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return mapped ? mapped[1]! : address;
-}
-
-/** Anything with BlockList's check(address, type): a BlockList, or a policy's client.sourceIps. */
-export interface AddressSet {
-  check(address: string, type?: 'ipv4' | 'ipv6'): boolean;
-}
-
-export function contains(list: AddressSet, address: string): boolean {
-  const plain = plainAddress(address);
-  const family = isIP(plain);
-  return family !== 0 && list.check(plain, family === 6 ? 'ipv6' : 'ipv4');
-}
+export { cidrList, contains, plainAddress, CidrError, type AddressSet } from '../config/cidr.ts';
 
 /** The addresses of a Forwarded header's for= parameters, in order ("unknown" and obfuscated ids as given). */
 function forwardedFor(header: string): string[] {

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { BlockList } from 'node:net';
 import { parseRateLimit, type RateLimitSpec } from '../limits/client-limits.ts';
-import { cidrList } from '../ops/trusted-proxies.ts';
+import { cidrList } from '../config/cidr.ts';
 
 export interface ClientOpsDoc {
   upstream_token_file?: string | undefined;
