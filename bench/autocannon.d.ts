@@ -11,6 +11,8 @@ declare module 'autocannon' {
       duration?: number;
       /** Seconds per request before it counts as a timeout. */
       timeout?: number;
+    /** Requests per second over all connections. */
+    overallRate?: number;
       method?: string;
       headers?: Record<string, string>;
       title?: string;

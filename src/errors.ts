@@ -14,6 +14,7 @@ const STATUS: Record<ErrorCode, [number, string]> = {
   'not-found': [404, '404 Not Found'],
   'method-not-allowed': [405, '405 Method Not Allowed'],
   'payload-too-large': [413, '413 Request Entity Too Large'],
+  'headers-too-large': [431, '431 Request Header Fields Too Large'],
   'unsupported-media': [415, '415 Unsupported Media Type'],
   'too-many-requests': [429, '429 Too Many Requests'],
   'bad-gateway': [502, '502 Bad Gateway'],

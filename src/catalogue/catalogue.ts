@@ -70,6 +70,7 @@ interface Node {
 }
 
 const ALL_CLASSES = 127;
+const MASK_CACHE_SIZE = 10_000;
 
 const newNode = (): Node => ({ literals: new Map(), affixes: [], param: undefined, splat: undefined, end: new Map(), endMask: new Map() });
 
@@ -77,6 +78,7 @@ const newNode = (): Node => ({ literals: new Map(), affixes: [], param: undefine
 export class Catalogue {
   readonly routes: readonly Route[];
   readonly #root = newNode();
+  readonly #masks = new Map<string, number>();
 
   constructor(routes: readonly Route[]) {
     this.routes = routes;
@@ -115,10 +117,18 @@ export class Catalogue {
     return this.#first(this.#root, segments, 0, method, classes) ?? (method === 'HEAD' ? this.#first(this.#root, segments, 0, 'GET', classes) : undefined);
   }
 
-  /** OR of CLASS_BITS over every route `method` on `segments` could reach (0: none). */
+  /** OR of CLASS_BITS over every route `method` on `segments` could reach (0: none). Asked
+   *  for every request (the floor, report mode, the .json reading), so remembered per path:
+   *  the walk tries every literal, parameter and splat branch. */
   classesOf(method: string, segments: readonly string[]): number {
+    const key = `${method} ${segments.join('/')}`;
+    const known = this.#masks.get(key);
+    if (known !== undefined) return known;
     let mask = this.#mask(this.#root, segments, 0, method);
     if (method === 'HEAD') mask |= this.#mask(this.#root, segments, 0, 'GET');
+    // Bounded: a vendor walking many ids fills it; starting again costs one walk per path.
+    if (this.#masks.size >= MASK_CACHE_SIZE) this.#masks.clear();
+    this.#masks.set(key, mask);
     return mask;
   }
 

@@ -58,13 +58,13 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
 
   const method = req.method as Method;
   if (req.surface === 'api') trace.route = routeRef(method, req.segments, req.formatAlias);
-  const path = decidePath(client, { method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface });
+  const path = decidePath(client, { method, segments: req.segments, formatAlias: req.formatAlias, readings: req.readings, surface: req.surface });
   const graphql = req.surface === 'graphql';
   let reported: { reason: Reason; detail: string | undefined } | undefined;
   if (path.allow) {
     trace.rule = path.match?.rule;
     trace.ruleLabel = path.label;
-  } else if (wouldDeny(client, { method, segments: req.segments, formatAlias: req.formatAlias, surface: req.surface }, path)) {
+  } else if (wouldDeny(client, { method, segments: req.segments, formatAlias: req.formatAlias, readings: req.readings, surface: req.surface }, path)) {
     // Report mode: forwarded and audited as would-deny if every other check passes and it
     // cannot destroy or grant (checked last, so a request refused anyway says why).
     reported = { reason: path.reason, detail: path.detail };
@@ -89,9 +89,9 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
     checkBody(body, req.contentType, req);
     // Object rules' constraints and project/group scope (src/scope/enforce.ts).
     const match = path.allow ? path.match : undefined;
-    if (needsEnforcement(client, match)) {
+    if (needsEnforcement(client, match, method, req.readings)) {
       const verdict = await enforce(client, match, {
-        method, segments: req.segments, query: req.query, body, contentType: req.contentType, mediaType: req.body?.mediaType,
+        method, readings: req.readings, query: req.query, body, contentType: req.contentType, mediaType: req.body?.mediaType,
       }, input.resolver);
       if (verdict.rule) {
         trace.rule = verdict.rule;
@@ -103,7 +103,7 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
     }
   }
 
-  if (reported && !reportMayForward(method, req.segments, req.formatAlias)) {
+  if (reported && !reportMayForward(method, req.segments, req.formatAlias, req.readings)) {
     const what = trace.route ? `${trace.route.name} is ${trace.route.class}` : 'GitLab has no such route';
     throw new ProxyError('forbidden', 'report-mode-write', { detail: `enforce mode: ${reported.reason} (${reported.detail ?? ''}); ${what}: report mode forwards reads and plain writes only` });
   }
@@ -164,8 +164,14 @@ function denied(r: Refusal, trace: Trace): Decision {
 function routeRef(method: Method, segments: readonly string[], formatAlias: readonly string[] | undefined): RouteRef | null {
   const catalogue = getCatalogue();
   const route = catalogue.routeOf(method, segments) ?? (formatAlias ? catalogue.routeOf(method, formatAlias) : undefined);
-  return route ? { name: describeRoute(route), class: route.class, why: route.reason } : null;
+  if (!route) return null;
+  let ref = ROUTE_REFS.get(route);
+  if (!ref) ROUTE_REFS.set(route, (ref = { name: describeRoute(route), class: route.class, why: route.reason }));
+  return ref;
 }
+
+/** One RouteRef per catalogue route, built once: the audit line names it on every request. */
+const ROUTE_REFS = new WeakMap<object, RouteRef>();
 
 function withoutAcceptEncoding(headers: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};

@@ -4,15 +4,17 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../policy/load.ts';
 import type { Client, Method } from '../types.ts';
+import { routeReadings } from '../request/route.ts';
 import { decidePath } from './path.ts';
 
 type PathInput = Parameters<typeof decidePath>[1];
 
 const client = (allow: string[]): Client =>
   compilePolicy([{ display: 'p.yaml', text: `clients:\n  c:\n    allow:\n${allow.map((r) => `      - ${JSON.stringify(r)}`).join('\n')}\n` }]).clients.get('c')!;
-const req = (method: Method, path: string, extra: Partial<PathInput> = {}): PathInput => ({
-  method, segments: path.slice(1).split('/'), formatAlias: undefined, surface: 'api', ...extra,
-});
+const req = (method: Method, path: string, extra: Partial<PathInput> = {}): PathInput => {
+  const segments = path.slice(1).split('/');
+  return { method, segments, formatAlias: undefined, readings: routeReadings(segments), surface: 'api', ...extra };
+};
 
 describe('decidePath', () => {
   const everything = client(['* /api/v4/**']);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compilePolicy, PolicyError } from '../policy/load.ts';
 import { parseRule, RuleSyntaxError } from '../policy/rule.ts';
 import type { Client, Method } from '../types.ts';
+import { routeReadings } from '../request/route.ts';
 import { decidePath as authorize } from './path.ts';
 
 type AuthorizeInput = Parameters<typeof authorize>[1];
@@ -11,7 +12,7 @@ const client = (allow: string[], extra = ''): Client =>
 
 const req = (method: Method, path: string): AuthorizeInput => {
   const segments = path.slice(1).split('/');
-  return { method, segments, formatAlias: undefined, surface: segments[0] === 'api' && segments[1] === 'v4' ? 'api' : 'outside' };
+  return { method, segments, formatAlias: undefined, readings: routeReadings(segments), surface: segments[0] === 'api' && segments[1] === 'v4' ? 'api' : 'outside' };
 };
 const allowed = (c: Client, method: Method, path: string): boolean => authorize(c, req(method, path)).allow;
 
@@ -84,6 +85,12 @@ describe('matching', () => {
     };
     expect(authorize(d, withAlias('/api/v4/projects/5/repository/files/package.json')).allow).toBe(true);
     expect(authorize(client(['GET /api/v4/projects/:id/hooks.json']), withAlias('/api/v4/projects/5/hooks.json')).allow).toBe(false);
+  });
+  it('reads any format extension, also after "%2E", as Grape\'s "(.:format)" does', () => {
+    expect(authorize(client(['GET /api/v4/projects/:id/hooks.xml']), req('GET', '/api/v4/projects/5/hooks.xml')).allow).toBe(false);
+    expect(authorize(client(['GET /api/v4/**']), req('GET', '/api/v4/personal_access_tokens%2Exml'))).toMatchObject({ allow: false, reason: 'token-self' });
+    expect(authorize(client(['* /api/v4/**']), req('POST', '/api/v4/user/personal_access_tokens.txt'))).toMatchObject({ allow: false, reason: 'token-self' });
+    expect(authorize(client(['GET /api/v4/projects/:id/repository/files/:file']), req('GET', '/api/v4/projects/5/repository/files/README.md')).allow).toBe(true);
   });
 });
 

@@ -11,7 +11,7 @@ export type PathDecision =
   | { allow: true; match: Match | undefined; label: string }
   | { allow: false; reason: Reason; detail: string | undefined };
 
-type PathInput = Pick<CanonicalRequest, 'segments' | 'formatAlias' | 'surface'> & { method: Method };
+type PathInput = Pick<CanonicalRequest, 'segments' | 'formatAlias' | 'readings' | 'surface'> & { method: Method };
 
 const deny = (reason: Reason, detail?: string): PathDecision => ({ allow: false, reason, detail });
 const ALIAS = ' (read without its .json suffix)';
@@ -33,11 +33,21 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
     return gql.allow ? { allow: true, match: undefined, label: gql.label } : deny(gql.reason, gql.detail);
   }
   if (req.surface !== 'api') return deny('not-api', 'only /api/v4 is served');
-  // Grape may read "x.json" as "x": a fixed denial of either reading stands.
-  const aliasFixed = req.formatAlias ? floor(client, req.method, req.formatAlias) : undefined;
-  if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail}${ALIAS}`);
+  // Grape may read "x.json" as "x", and with its "(.:format)" suffix also "x.xml" or
+  // "x%2Etxt" (src/request/route.ts): a fixed denial of any reading stands.
+  const others = otherReadings(req);
+  for (const alias of [...(req.formatAlias ? [req.formatAlias] : []), ...others]) {
+    const aliasFixed = floor(client, req.method, alias);
+    if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail}${ALIAS}`);
+  }
   const fixed = floor(client, req.method, req.segments);
   if (fixed) return fixed;
+  // Readings other than ".json" (which the route catalogue arbitrates below) must all be
+  // allowed too: the proxy does not know which of them a route takes.
+  for (const alias of others) {
+    const decision = matchRule(client, req.method, alias, false);
+    if (!decision.allow) return deny(decision.reason, `${decision.detail} (read without its format suffix)`);
+  }
   if (!req.formatAlias) return matchRule(client, req.method, req.segments, false);
   // Grape may read "x.json" as "x". Where GitLab's routes allow only one reading
   // (".../notes.json" is ".../notes"; ".../cargo/config.json" is its own route), that one
@@ -48,6 +58,12 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
   if (!primary.allow || reading === 'written') return primary;
   const alias = matchRule(client, req.method, req.formatAlias, false);
   return alias.allow ? primary : deny(alias.reason, `${alias.detail}${ALIAS}`);
+}
+
+/** The readings besides the path as written and its ".json" alias. */
+function otherReadings(req: PathInput): readonly (readonly string[])[] {
+  const json = req.formatAlias?.join('/');
+  return req.readings.filter((r) => r !== req.segments && r.join('/') !== json);
 }
 
 /** Decisions no rule can change. */
@@ -77,7 +93,7 @@ function floor(client: Client, method: Method, segments: readonly string[]): Pat
 }
 
 function decode(segment: string | undefined): string | undefined {
-  if (segment === undefined) return undefined;
+  if (segment === undefined || !segment.includes('%')) return segment;
   try {
     return decodeURIComponent(segment);
   } catch {

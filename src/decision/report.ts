@@ -21,7 +21,7 @@ export function wouldDeny(client: Client, req: Input, path: PathDecision): boole
   if (!req.formatAlias) return true;
   // GitLab may read "x.json" as "x": that reading must pass the floor too, or
   // "DELETE .../personal_access_tokens/self.json" would be forwarded as a mere missing rule.
-  const alias = decidePath(client, { ...req, segments: req.formatAlias, formatAlias: undefined });
+  const alias = decidePath(client, { ...req, segments: req.formatAlias, formatAlias: undefined, readings: [req.formatAlias] });
   return alias.allow || REPORTABLE.has(alias.reason);
 }
 
@@ -32,9 +32,11 @@ const NEVER_REPORTED = CLASS_BITS.credential | CLASS_BITS.admin | CLASS_BITS.mem
 /** Report mode forwards what cannot destroy or grant: reads, and writes every GitLab route of
  *  which (either .json reading included) is outside the destructive, membership, credential
  *  and admin classes (src/catalogue/classes.ts). A write GitLab has no route for is refused. */
-export function reportMayForward(method: Method, segments: readonly string[], formatAlias: readonly string[] | undefined): boolean {
+export function reportMayForward(method: Method, segments: readonly string[], formatAlias: readonly string[] | undefined, readings: readonly (readonly string[])[] = []): boolean {
   if (method === 'GET' || method === 'HEAD') return true;
   const catalogue = getCatalogue();
-  const mask = catalogue.classesOf(method, segments) | (formatAlias ? catalogue.classesOf(method, formatAlias) : 0);
+  let mask = catalogue.classesOf(method, segments) | (formatAlias ? catalogue.classesOf(method, formatAlias) : 0);
+  // Every other format reading too (src/request/route.ts): "x.xml" may be the route "x".
+  for (const reading of readings) if (reading !== segments) mask |= catalogue.classesOf(method, reading);
   return mask !== 0 && (mask & NEVER_REPORTED) === 0;
 }

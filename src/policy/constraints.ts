@@ -8,6 +8,7 @@
 //     query: { scope: created_by_me }
 //     deny_fields: [sudo, admin]
 //     projects: ["acme/platform/*"]
+//     quick_actions: [label, assign]   # commands its notes/descriptions may run (src/request/quick-actions.ts)
 //
 // A constraint is a literal (exact match), a list (one of) or { pattern: REGEX } (the author
 // anchors it). Parsing is pure; checking a request is pure and synchronous (scope, which asks
@@ -36,7 +37,8 @@ export class RuleKeyError extends RuleSyntaxError {
 }
 
 const FIELD = /^[A-Za-z0-9_.-]{1,100}$/;
-const OBJECT_RULE_KEYS = new Set(['method', 'path', 'body', 'query', 'deny_fields', 'projects', 'groups', 'target']);
+const OBJECT_RULE_KEYS = new Set(['method', 'path', 'body', 'query', 'deny_fields', 'projects', 'groups', 'target', 'quick_actions']);
+const QUICK_ACTION = /^[a-z][a-z0-9_]{0,63}$/;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
 
@@ -71,6 +73,7 @@ export function parseObjectRule(spec: unknown, source: string): Rule {
     projects: scopeList(spec.projects, 'projects'),
     groups: scopeList(spec.groups, 'groups'),
     target: constraintMap(spec.target, 'target'),
+    quickActions: quickActions(spec.quick_actions),
   };
   if (constraints.target.size > 0 && ![...rule.methods].every((m) => m !== 'POST')) {
     // POST creates: there is no current object to read.
@@ -121,6 +124,15 @@ function denyFields(value: unknown): string[] {
   return value.map((f, i) => {
     if (typeof f !== 'string' || !FIELD.test(f)) throw new RuleKeyError(['deny_fields', i], 'a field name: letters, digits, _ . -');
     return f.toLowerCase();
+  });
+}
+
+function quickActions(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw new RuleKeyError(['quick_actions'], 'quick_actions is a list of command names without "/", e.g. [label, assign]');
+  return value.map((name, i) => {
+    if (typeof name !== 'string' || !QUICK_ACTION.test(name)) throw new RuleKeyError(['quick_actions', i], 'a quick action name in lower case without "/": label, assign, ...');
+    return name;
   });
 }
 
@@ -272,6 +284,7 @@ export function describeConstraints(rule: Rule): string | undefined {
     ...(c.denyFields.length ? [`deny_fields ${c.denyFields.join(',')}`] : []),
     ...(c.projects ? [`projects ${c.projects.map((p) => p.text).join(',')}`] : []),
     ...(c.groups ? [`groups ${c.groups.map((p) => p.text).join(',')}`] : []),
+    ...(c.quickActions ? [`quick_actions ${c.quickActions.join(',')}`] : []),
   ];
   return parts.length ? parts.join('; ') : undefined;
 }

@@ -44,6 +44,7 @@ export const RuleObjectSchema = z.strictObject({
   deny_fields: z.array(z.string()).optional().describe('Keys that refuse the request when present in its body or query.'),
   projects: ScopeListSchema('project').describe('Narrow this rule to these projects (on top of the client\'s projects:).'),
   groups: ScopeListSchema('group').describe('Narrow this rule to these groups (on top of the client\'s groups:).'),
+  quick_actions: z.array(z.string()).optional().describe('Quick actions a note or issue/merge request/epic description sent through this rule may run, without "/": [label, assign]. Others are refused (docs/policy.md).'),
   target: z.record(z.string(), ConstraintSchema).optional().describe('Fields the object the request acts on must have now (read from GitLab before forwarding), e.g. { url: { pattern: "^https://hooks\\.example\\.com/" } } on PUT/DELETE .../hooks/:hook_id.'),
 });
 

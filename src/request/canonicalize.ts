@@ -6,6 +6,7 @@ import { malformed, ProxyError } from '../errors.ts';
 import { gitHeaderRules, gitRoute, type GitRoute } from './git-route.ts';
 import { readHeaders, type ClientCredential } from './headers.ts';
 import { parseParams, type Param } from './query.ts';
+import { routeReadings } from './route.ts';
 
 export type RequestMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
 const METHODS = new Set<string>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -21,8 +22,14 @@ export interface CanonicalRequest {
   /** `path` split on "/", raw, without the leading empty string. */
   segments: readonly string[];
   /** GitLab's Grape drops a trailing ".json" format suffix (grape lib/grape/path.rb): the
-   *  segments as GitLab may also read them, when the last segment has one. */
+   *  segments as GitLab may also read them, when the last segment has one (the route
+   *  catalogue decides which reading a route takes: src/catalogue/format.ts). */
   formatAlias: readonly string[] | undefined;
+  /** Every way GitLab may route the path (src/request/route.ts): `segments` first, then each
+   *  cut of the last segment at a "." or "%2E" (Grape's "(.:format)" takes any extension:
+   *  "projects.json", "projects.xml" are "projects"). The floor, project/group scope,
+   *  reference parameters, quick actions and list filtering read all of these. */
+  readings: readonly (readonly string[])[];
   surface: Surface;
   query: readonly Param[];
   /** Whether the target had a "?" at all (an empty query is a query to GraphQL's reading). */
@@ -97,6 +104,7 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
     path: '/' + segments.join('/'),
     segments,
     formatAlias,
+    readings: routeReadings(segments),
     surface,
     query,
     hasQuery: q !== -1,
@@ -121,9 +129,11 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   // others keeps every literal in the path readable as written.
   // One exception: a segment holding an encoded "/" is always a parameter value (no route
   // literal contains "/"), which Mustermann unescapes whole: "acme%2Fmy%2Dapp" is "acme/my-app".
-  for (const seg of rawPath.split('/')) {
-    if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
-      throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+  if (rawPath.includes('%')) {
+    for (const seg of rawPath.split('/')) {
+      if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
+        throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
+      }
     }
   }
   let rel = rawPath;
@@ -140,7 +150,11 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   return { segments, surface };
 }
 
+/** A segment with nothing to decode and no dot segment: the common case, checked at once. */
+const PLAIN_SEGMENT = /^(?!\.\.?$)[A-Za-z0-9_.~-]+$/;
+
 function checkSegment(seg: string): void {
+  if (PLAIN_SEGMENT.test(seg)) return;
   // Grape collapses "//" and drops a trailing "/" (grape router.rb normalize_path).
   if (seg === '') throw malformed('empty-segment', 'empty path segment ("//" or a trailing "/")');
   let decoded: string;

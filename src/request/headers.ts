@@ -39,6 +39,7 @@ export interface HeaderReading {
   contentType: string | undefined;
 }
 
+const NO_NAMES: ReadonlySet<string> = new Set();
 const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 
 /** `git`: the extra rules of a git route (src/git/route.ts): more headers forwarded, each at
@@ -86,7 +87,10 @@ export function readHeaders(rawHeaders: readonly string[], git?: GitHeaderRules)
   // that frames or types the body may not be listed: without its Content-Type, a checked JSON
   // body would reach GitLab untyped, and Rack reads an untyped POST body as a form
   // (rack request.rb form_data?), "_method" and "sudo" included.
-  const hopByHop = new Set((values.get('connection') ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  const connection = values.get('connection')?.toLowerCase();
+  // Most clients send none, "keep-alive" or "close": nothing to drop, no set to build.
+  const hopByHop = connection === undefined || connection === 'keep-alive' || connection === 'close'
+    ? NO_NAMES : new Set(connection.split(',').map((s) => s.trim()));
   for (const name of BODY_HEADERS) {
     if (hopByHop.has(name)) throw malformed('hop-by-hop-body-header', `Connection may not name ${name}`);
   }

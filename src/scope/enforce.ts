@@ -5,11 +5,15 @@
 import { bodyFields, constraintFailure, targetFailure, type ConstraintInput, type Failure } from '../policy/constraints.ts';
 import type { Client, Match, Method, Rule } from '../types.ts';
 import type { Param } from '../request/query.ts';
+import { quickActionFields, quickActionProblem, quickActionTargets, requestQuickActions } from '../request/quick-actions.ts';
+import { referencedTargets } from './references.ts';
 import { matchesScope, targetOf, type ScopeKind, type ScopePattern, type ScopeResolver, type ScopeTarget } from './scope.ts';
 
 export interface EnforceInput {
   method: Method;
-  segments: readonly string[];
+  /** Every routing of the path, as sent first (src/request/route.ts): scope and list
+   *  filtering read all of them, so "/projects.json" is filtered like "/projects". */
+  readings: readonly (readonly string[])[];
   query: readonly Param[];
   body: Buffer;
   contentType: string | undefined;
@@ -28,10 +32,13 @@ export type Verdict =
     }
   | { allow: false; reason: Failure['reason']; detail: string; rule: Rule | undefined };
 
-/** A project or group the request names: `ref` is a numeric id or a decoded full path. */
+/** A project or group the request names: `ref` is a numeric id or a decoded full path.
+ *  Parameters (src/scope/references.ts) may also name a namespace (checked against
+ *  `groups:`) or a URL (never resolvable); `via` is the parameter. */
 export interface NamedTarget {
-  kind: ScopeKind;
+  kind: ScopeKind | 'namespace' | 'url';
   ref: string;
+  via?: string | undefined;
 }
 
 const NUMERIC = /^[1-9][0-9]{0,15}$/;
@@ -49,8 +56,7 @@ const decodeOnce = (segment: string): string | undefined => {
  * GitLab's API reads :id, lib/api/helpers.rb find_project!/find_group!), whatever rule
  * matched (a `**` or `*` rule names no parameter), and the rule's :project_id / :group_id.
  */
-export function namedTargets(segments: readonly string[], params: Record<string, string>): NamedTarget[] {
-  const out: NamedTarget[] = [];
+export function namedTargets(segments: readonly string[], params: Record<string, string>, out: NamedTarget[] = []): NamedTarget[] {
   const add = (kind: ScopeKind, raw: string | undefined): void => {
     if (raw === undefined) return;
     const ref = decodeOnce(raw) ?? raw;
@@ -64,6 +70,28 @@ export function namedTargets(segments: readonly string[], params: Record<string,
     if (name === 'group_id') add('group', value);
   }
   return out;
+}
+
+/**
+ * The projects and groups named by every reading of the path: the rule's parameters for the
+ * path as sent, and the same rule's parameters for each format-suffix reading.
+ */
+export function routeTargets(client: Client, method: Method, readings: readonly (readonly string[])[], match: Match | undefined): NamedTarget[] {
+  const out: NamedTarget[] = [];
+  readings.forEach((segments, i) => {
+    const params = i === 0 ? match?.params : match && client.matcher.matchAll(method, segments).find((m) => m.rule === match.rule)?.params;
+    namedTargets(segments, params ?? {}, out);
+  });
+  return out;
+}
+
+/** The list kind of the first reading that is a list (GET /projects.json is GET /projects). */
+export function routeListKind(method: Method, readings: readonly (readonly string[])[]): ScopeKind | undefined {
+  for (const segments of readings) {
+    const kind = listKind(method, segments);
+    if (kind) return kind;
+  }
+  return undefined;
 }
 
 /**
@@ -95,43 +123,65 @@ export async function enforce(
   input: EnforceInput,
   resolver: ScopeResolver | undefined,
 ): Promise<Verdict> {
-  // Candidates: the rule the path found, or, when that one has constraints, every rule that
-  // matches the path and method, most specific first; the first that passes decides.
-  const primary = match?.rule;
-  let candidates: Match[] = [];
-  if (match) {
-    candidates = match.rule.constraints ? client.matcher.matchAll(input.method, input.segments) : [match];
-    if (candidates.length === 0) candidates = [match];
-  }
   let body: ReturnType<typeof bodyFields> | null = null;
   const cInput: ConstraintInput = {
     query: input.query,
     body: () => (body === null ? (body = bodyFields(input.body, input.contentType, input.mediaType)) : body),
   };
+  // Quick actions in notes and descriptions (src/request/quick-actions.ts): each must be
+  // named by the rule that allows the request.
+  const actions = requestQuickActions(input.method, input.readings, input.query, cInput.body);
+  const hasActions = actions === 'unreadable' || actions.length > 0;
+  // Candidates: the rule the path found, or, when that one has constraints (or the text has
+  // quick actions another rule may allow), every rule that matches the path and method, most
+  // specific first; the first that passes decides.
+  const primary = match?.rule;
+  let candidates: Match[] = [];
+  if (match) {
+    candidates = match.rule.constraints || hasActions ? client.matcher.matchAll(input.method, input.readings[0]!) : [match];
+    if (candidates.length === 0) candidates = [match];
+  }
   const resolved = new Map<string, ScopeTarget | null>();
-  const resolve = async (t: NamedTarget): Promise<ScopeTarget | null> => {
-    const key = `${t.kind}:${t.ref}`;
-    if (!resolved.has(key)) resolved.set(key, resolver ? await resolver.resolve(t.kind, t.ref) : null);
+  const resolve = async (kind: ScopeKind, ref: string): Promise<ScopeTarget | null> => {
+    const key = `${kind}:${ref}`;
+    if (!resolved.has(key)) resolved.set(key, resolver ? await resolver.resolve(kind, ref) : null);
     return resolved.get(key)!;
   };
   const scopeProblem = async (targets: readonly NamedTarget[], lists: { projects?: readonly ScopePattern[] | undefined; groups?: readonly ScopePattern[] | undefined }, whose: string): Promise<Failure | undefined> => {
     for (const t of targets) {
-      const list = t.kind === 'project' ? lists.projects : lists.groups;
-      if (!list) continue;
-      const target = NUMERIC.test(t.ref) || t.ref.includes('/') || t.kind === 'group' ? await resolve(t) : null;
-      if (!target) return { reason: 'scope-unresolved', detail: `${t.kind} ${t.ref} cannot be resolved` };
-      if (!matchesScope(list, target)) return { reason: 'scope', detail: `${t.kind} ${target.fullPath} not in ${whose}${t.kind === 'project' ? 'projects' : 'groups'}` };
+      const via = t.via ? ` (${t.via})` : '';
+      if (t.kind === 'url') {
+        // An import URL may name a project of this very GitLab; the proxy cannot tell which.
+        if (lists.projects || lists.groups) return { reason: 'scope-unresolved', detail: `${t.via ?? 'a URL'} names a URL, which cannot be checked against the scope` };
+        continue;
+      }
+      // A namespace is a group or a user's namespace: a scoped client names only groups of
+      // its groups: list (a user namespace never resolves as a group, so it is refused).
+      const kind: ScopeKind = t.kind === 'namespace' ? 'group' : t.kind;
+      const list = kind === 'project' ? lists.projects : lists.groups;
+      if (!list) {
+        if (t.kind === 'namespace' && lists.projects) return { reason: 'scope', detail: `namespace ${t.ref}${via} needs ${whose}groups list to name it` };
+        continue;
+      }
+      const target = NUMERIC.test(t.ref) || t.ref.includes('/') || kind === 'group' ? await resolve(kind, t.ref) : null;
+      if (!target) return { reason: 'scope-unresolved', detail: `${t.kind} ${t.ref}${via} cannot be resolved` };
+      if (!matchesScope(list, target)) return { reason: 'scope', detail: `${t.kind} ${target.fullPath}${via} not in ${whose}${kind === 'project' ? 'projects' : 'groups'}` };
     }
     return undefined;
   };
 
+  // Parameters naming another project, group or namespace (src/scope/references.ts).
+  const references = referencedTargets(input.method, input.readings, input.query, cInput.body);
+
   let winner: Match | undefined;
   let firstFailure: { failure: Failure; rule: Rule } | undefined;
+  // What scope-bearing commands (/move, /relate other/x#1) name; checked once a rule allows them.
+  const actionTargets = actions === 'unreadable' ? [] : quickActionTargets(actions);
   for (const m of candidates) {
-    let failure = constraintFailure(m.rule, cInput);
-    if (!failure && m.rule.constraints) failure = await scopeProblem(namedTargets(input.segments, m.params), m.rule.constraints, 'the rule\'s ');
+    let failure = constraintFailure(m.rule, cInput) ?? quickActionProblem(actions, m.rule.constraints?.quickActions);
     // target: the object's current state, read from GitLab before forwarding.
-    if (!failure && m.rule.constraints?.target.size) failure = targetFailure(m.rule, resolver ? await resolver.current('/' + input.segments.join('/')) : undefined);
+    if (!failure && m.rule.constraints?.target.size) failure = targetFailure(m.rule, resolver ? await resolver.current('/' + input.readings[0]!.join('/')) : undefined);
+    if (!failure && m.rule.constraints) failure = await scopeProblem([...routeTargets(client, input.method, input.readings, m), ...references, ...actionTargets], m.rule.constraints, 'the rule\'s ');
     if (!failure) {
       winner = m;
       break;
@@ -139,18 +189,22 @@ export async function enforce(
     firstFailure ??= { failure, rule: m.rule };
   }
   if (primary && !winner) return { allow: false, ...firstFailure!.failure, rule: firstFailure!.rule };
+  // Report mode forwards a request no rule names: no rule names a quick action either.
+  const unruled = winner ? undefined : quickActionProblem(actions, undefined);
+  if (unruled) return { allow: false, ...unruled, rule: undefined };
 
   // The client's own lists hold whatever rule (or report mode) let the request through.
-  const targets = namedTargets(input.segments, winner?.params ?? {});
+  const targets = [...routeTargets(client, input.method, input.readings, winner), ...references, ...actionTargets];
   const clientProblem = await scopeProblem(targets, client, '');
   if (clientProblem) return { allow: false, ...clientProblem, rule: winner?.rule };
 
   let note: string | undefined;
-  const scoped = targets.filter((t) => (t.kind === 'project' ? client.projects : client.groups) || (t.kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups));
+  const scoped = targets.filter((t) => t.kind !== 'url' && ((t.kind === 'project' ? client.projects : client.groups) || (t.kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups)));
   if (scoped.length > 0) {
-    note = scoped.map((t) => `${t.kind} ${resolved.get(`${t.kind}:${t.ref}`)?.fullPath ?? t.ref}`).join(', ') + ' in scope';
+    const name = (t: NamedTarget): string => resolved.get(`${t.kind === 'namespace' ? 'group' : t.kind}:${t.ref}`)?.fullPath ?? t.ref;
+    note = scoped.map((t) => `${t.kind} ${name(t)}${t.via ? ` (${t.via})` : ''}`).join(', ') + ' in scope';
   }
-  const kind = listKind(input.method, input.segments);
+  const kind = routeListKind(input.method, input.readings);
   let listFilter: ((item: unknown) => boolean) | undefined;
   if (kind) {
     const lists = [kind === 'project' ? client.projects : client.groups, kind === 'project' ? winner?.rule.constraints?.projects : winner?.rule.constraints?.groups]
@@ -168,7 +222,9 @@ export async function enforce(
 
 /** Whether anything here can apply to this client at all (most clients: no, and the
  *  decision skips the async step). */
-export function needsEnforcement(client: Client, match: Match | undefined): boolean {
+export function needsEnforcement(client: Client, match: Match | undefined, method: Method, readings: readonly (readonly string[])[]): boolean {
   // A most specific rule without constraints passes on its own: other rules need not be tried.
-  return client.projects !== undefined || client.groups !== undefined || match?.rule.constraints !== undefined;
+  return client.projects !== undefined || client.groups !== undefined || match?.rule.constraints !== undefined
+    // A note or description may carry quick actions, whoever the client is.
+    || quickActionFields(method, readings).length > 0;
 }

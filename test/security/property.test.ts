@@ -15,9 +15,10 @@ import { randomBytes } from 'node:crypto';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
 import { fuzzSeed } from '../support/fuzz-seed.ts';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.ts';
 import type { RecordedRequest } from '../support/gitlab-standin.ts';
+import { buildScopeRequest, SCOPE_POLICY, scopeRequest$, scopeViolations } from './scope-property.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
 const ROOT = '/gitlab';
@@ -513,4 +514,83 @@ it('has an oracle that recognises what it must reject', () => {
   expect(v(rec('/gitlab/api/v4/projects/5/merge_requests/1/notes', ['private-token', 'T', 'host', 'gl', 'content-type', `multipart/form-data; boundary=${b}`], trick, 'POST'))).not.toEqual([]);
   expect(v(rec('/gitlab/api/v4/projects/5/merge_requests/1/notes', ['private-token', 'T', 'host', 'gl', 'content-type', 'application/json'], '{"[sudo]":1}', 'POST'))).not.toEqual([]);
   expect(v(rec('/gitlab/api/v4/projects/5/merge_requests/1/notes', ['private-token', 'T', 'host', 'gl', 'content-type', 'application/json'], '{"body":1}', 'DELETE'))).not.toEqual([]);
+});
+
+// ------------------------------------------------------------------ scope references
+// A client with projects:/groups: names projects and groups in every spelling, through
+// format aliases and through parameters naming another project, group or namespace
+// (test/security/scope-property.ts holds the generator and its GitLab oracle).
+describe('scope references', () => {
+  const SCOPE_RUNS = Math.max(200, Math.round(RUNS / 10));
+  let sh: Harness;
+  let sjwt: string;
+  let sagent: Agent;
+  beforeAll(async () => {
+    sh = await startHarness({ policies: { 'scoped.yaml': SCOPE_POLICY } });
+    sjwt = await sh.token('scoped');
+    sagent = new Agent({ keepAlive: true, maxSockets: 1 });
+  });
+  afterAll(async () => {
+    sagent.destroy();
+    await sh.close();
+  });
+
+  const sendScoped = (b: ReturnType<typeof buildScopeRequest>): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> => {
+    const { hostname, port, host } = new URL(sh.url);
+    return new Promise((resolve, reject) => {
+      const headers = ['Host', host, 'Authorization', `Bearer ${sjwt}`, ...b.headers];
+      const req = request({ hostname, port: Number(port), method: b.method, path: b.path, headers, agent: sagent, timeout: 5000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      if (b.body) req.write(b.body);
+      req.end();
+    });
+  };
+
+  it(`never lets GitLab read a project or group outside the scope (${SCOPE_RUNS} generated requests)`, async () => {
+    let forwardedCount = 0;
+    let refusedCount = 0;
+    await fc.assert(
+      fc.asyncProperty(scopeRequest$, async (g) => {
+        const built = buildScopeRequest(g);
+        sh.standin.reset();
+        const answer = await sendScoped(built);
+        // The scope resolver's own look-ups carry no X-Request-Id.
+        const received = sh.standin.requests.filter((r) => typeof r.headers['x-request-id'] === 'string');
+        const where = `${built.method} ${built.path} ${built.body?.toString('latin1') ?? ''}`;
+        if (received.length === 0) {
+          refusedCount++;
+          expect(answer.status >= 400 && answer.status < 500, `${answer.status} without forwarding: ${where}`).toBe(true);
+          return;
+        }
+        forwardedCount++;
+        expect(received, where).toHaveLength(1);
+        expect(scopeViolations(received[0]!, answer), `${where} -> ${answer.status}`).toEqual([]);
+      }),
+      { numRuns: SCOPE_RUNS, ...fuzzSeed() },
+    );
+    expect(forwardedCount).toBeGreaterThan(SCOPE_RUNS / 10);
+    expect(refusedCount).toBeGreaterThan(SCOPE_RUNS / 10);
+  }, Math.max(60_000, SCOPE_RUNS * 40));
+
+  it('has an oracle that recognises what it must reject', () => {
+    const rec = (method: string, url: string, body = '', type = 'application/json'): RecordedRequest => {
+      const q = url.indexOf('?');
+      return { method, url, path: q === -1 ? url : url.slice(0, q), query: '', rawHeaders: [], headers: { 'content-type': type }, body: Buffer.from(body) };
+    };
+    const ok = { status: 201, headers: {}, body: '{}' };
+    expect(scopeViolations(rec('POST', '/api/v4/projects/1/issues/1/move', '{"to_project_id":3}'), ok)).toEqual([]);
+    expect(scopeViolations(rec('POST', '/api/v4/projects/1/issues/1/move', '{"to_project_id":" 4"}'), ok)).not.toEqual([]);
+    expect(scopeViolations(rec('POST', '/api/v4/projects/1/merge_requests', 'TARGET_PROJECT_ID=0004', 'application/x-www-form-urlencoded'), ok)).not.toEqual([]);
+    expect(scopeViolations(rec('POST', '/api/v4/projects/1/fork?namespace=other'), ok)).not.toEqual([]);
+    expect(scopeViolations(rec('GET', '/api/v4/projects/other%2FSecret.json'), ok)).not.toEqual([]);
+    const list = { status: 200, headers: {}, body: JSON.stringify([{ id: 4, path_with_namespace: 'other/secret' }]) };
+    expect(scopeViolations(rec('GET', '/api/v4/projects%2Exml?per_page=100'), list)).not.toEqual([]);
+    expect(scopeViolations(rec('GET', '/api/v4/groups/101/projects.json'), { status: 200, headers: { 'x-total': '2' }, body: '[]' })).not.toEqual([]);
+  });
 });

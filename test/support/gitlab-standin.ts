@@ -536,6 +536,17 @@ const rotateToken: Handler = (ctx) => sendJson(ctx.res, 200, {
   expires_at: str(ctx.params.expires_at) ?? TOKEN_INFO.expires_at, token: `glpat-rotated-${randomBytes(10).toString('hex')}`,
 });
 
+/** A project list, sorted and paginated like GET /projects (with X-Total). */
+const listOf = (ctx: Ctx, projects: Project[]): void => {
+  const sorted = sortProjects(ctx, projects);
+  const page = sorted && paginate(ctx, sorted);
+  if (page) sendJson(ctx.res, 200, page.map((p) => projectJson(ctx.state, p)));
+};
+/** Answers with the parameters GitLab received (and the project of the path, if any). */
+const echo = (status: number) => (ctx: Ctx, p?: Project): void => {
+  sendJson(ctx.res, status, { id: ctx.state.nextId++, ...(p ? { project_id: p.id } : {}), params: ctx.params });
+};
+
 // ---------------------------------------------------------------- routes
 function route(method: string, pattern: string, handle: Handler): Route {
   return { method, pattern: pattern.split('/').slice(1), handle };
@@ -577,6 +588,21 @@ const ROUTES: readonly Route[] = [
   route('GET', '/groups', (ctx) => paged(ctx, [...GROUPS].sort((a, b) => a.name.localeCompare(b.name)).map((g) => groupJson(ctx.state, g)))),
   route('GET', '/groups/:id', getGroup),
   route('GET', '/groups/:id/projects', listGroupProjects),
+  route('GET', '/projects/:id/forks', withProject((ctx, p) => listOf(ctx, ctx.state.projects.filter((x) => x.id !== p.id)))),
+  route('GET', '/users/:id/projects', (ctx) => listOf(ctx, ctx.state.projects)),
+  // Endpoints whose parameters name another project, group or namespace, and endpoints
+  // that run quick actions: answered with what GitLab was asked to do.
+  route('GET', '/projects/:id/repository/compare', withProject(echo(200))),
+  route('POST', '/projects/:id/merge_requests', withProject(echo(201))),
+  route('PUT', '/projects/:id/merge_requests/:iid', withProject(echo(200))),
+  route('POST', '/projects/:id/issues', withProject(echo(201))),
+  route('PUT', '/projects/:id/issues/:iid', withProject(echo(200))),
+  route('POST', '/projects/:id/issues/:iid/notes', withProject(echo(201))),
+  route('POST', '/projects/:id/issues/:iid/move', withProject(echo(201))),
+  route('POST', '/projects/:id/fork', withProject(echo(201))),
+  route('POST', '/projects/:id/share', withProject(echo(201))),
+  route('PUT', '/projects/:id/transfer', withProject(echo(200))),
+  route('POST', '/groups', echo(201)),
   route('GET', '/personal_access_tokens/self', (ctx) => sendJson(ctx.res, 200, TOKEN_INFO)),
   route('POST', '/personal_access_tokens/self/rotate', rotateToken),
 ];
@@ -593,7 +619,10 @@ function matchRoute(method: string, segments: string[]): { route: Route; params:
     const ok = r.pattern.every((lit, i) => {
       const seg = segments[i] ?? '';
       if (lit.startsWith(':')) params[lit.slice(1)] = seg;
-      return lit.startsWith(':') ? seg !== '' : decodeOnce(seg) === lit;
+      if (lit.startsWith(':')) return seg !== '';
+      // Grape's "(.:format)" suffix: a last literal may carry any ".ext" (also "%2E"-spelled).
+      const decoded = decodeOnce(seg);
+      return decoded === lit || (i === r.pattern.length - 1 && decoded !== undefined && decoded.startsWith(`${lit}.`) && /^[^./]+$/.test(decoded.slice(lit.length + 1)));
     });
     if (ok) return { route: r, params };
   }

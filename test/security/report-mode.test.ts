@@ -3,7 +3,7 @@
 // checks) stands, and the same request from an enforce-mode client is refused.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawRequest, startHarness, statuses, type Harness } from './support/harness.ts';
+import { rawRequest, startHarness, statuses, type Harness } from '../support/harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
