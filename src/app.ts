@@ -8,6 +8,8 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { identifyForAudit } from './auth/identify.ts';
 import type { TokenVerifier } from './auth/verify.ts';
+import { keepRefusedIdentity } from './auth/refused-identity.ts';
+import { sourceAllowed } from './auth/source-ips.ts';
 import { getCatalogue } from './catalogue/catalogue.ts';
 import { contextOf, type RequestContext } from './context.ts';
 import { decide } from './decision/decide.ts';
@@ -94,9 +96,13 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
 
 async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: AppDeps): Promise<Client> {
   if (!req.credential) throw new ProxyError('unauthorized', 'no-token');
-  const identity = await deps.verifier.verify(req.credential.token, deps.policy());
+  const identity = await deps.verifier.verify(req.credential.token, deps.policy()).catch((err: unknown) => {
+    keepRefusedIdentity(err, ctx, deps.policy());
+    throw err;
+  });
   ctx.client = identity.client.name;
   ctx.jti = identity.jti ?? null;
+  if (!sourceAllowed(identity.client, ctx.ip)) throw new ProxyError('unauthorized', 'source-ip-not-allowed');
   return identity.client;
 }
 

@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { privateKeyFromPem } from './auth/keys.ts';
-import { mintToken, parseDuration } from './auth/mint.ts';
+import { kidOfFile, signingKeyFromPem } from './auth/signing-key.ts';
+import { mint, parseDuration } from './auth/mint.ts';
 import { ConfigError, loadJwtSettings, loadStoreSettings } from './config/env.ts';
 import { auditReport } from './commands/audit-report.ts';
 import { CATALOGUE_SOURCE } from './catalogue/catalogue.ts';
@@ -22,6 +22,7 @@ import { checkPolicyDir } from './commands/check.ts';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.ts';
 import { parseRule, RuleSyntaxError } from './policy/rule.ts';
 import { runServe } from './serve.ts';
+import { adminUrlFrom, reloadCommand } from './commands/reload.ts';
 import { explain } from './commands/explain.ts';
 
 const USAGE: Record<string, string> = {
@@ -37,6 +38,7 @@ Commands:
   learn     print the smallest policy covering what a client did (from audit logs)
   audit     summarise audit logs per client
   schema    write the JSON Schema of policy files
+  reload    make the running proxy reload its policy and secrets (or reopen its audit log)
   grants    list or revoke OAuth grants
 
 Run "gitlab-scope-proxy COMMAND --help" for a command's options.
@@ -46,6 +48,13 @@ Configuration is read from the environment: see README.md.`,
 Runs the proxy. Configuration comes from the environment (GITLAB_URL, GITLAB_TOKEN or
 GITLAB_TOKEN_FILE, PROXY_JWT_SECRET or PROXY_JWT_SECRET_FILE, POLICY_DIR, PORT, ...).
 SIGHUP re-reads the policy directory and token files; SIGTERM or SIGINT shuts down gracefully.`,
+  reload: `Usage: gitlab-scope-proxy reload [--reopen-audit] [--admin URL]
+
+Asks the running proxy, through its admin listener (ADMIN_HOST:ADMIN_PORT, a wildcard address
+on loopback; or --admin URL), to reload its policy and secrets: POST /-/reload, what SIGHUP
+does. Prints what changed; exit 1 and the problems if the new files were refused (the old ones
+stay in force), exit 2 if the proxy cannot be reached. --reopen-audit only reopens AUDIT_LOG
+(POST /-/reopen, what SIGUSR1 does), for log rotation.`,
   check: `Usage: gitlab-scope-proxy check [--policies DIR] [--json]
 
 Validates every *.yaml / *.yml file in DIR (default: $POLICY_DIR or ./policies), the presets
@@ -54,12 +63,16 @@ problem as "file:line:col message". A rule that matches no GitLab route is a pro
 nearest real route). Exit 1 if there is any. Then, per client, the GitLab routes it reaches
 by risk class, with examples, and a warning for admin, destructive, membership and
 exfiltration grants. --json prints all of it as JSON for CI.`,
-  token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE]
+  token: `Usage: gitlab-scope-proxy token --client NAME [--expires-in 90d] [--jti ID] [--key FILE] [--kid ID] [--json]
 
 Mints a JWT for client NAME and prints only the token. Signs with PROXY_JWT_SECRET
-(or PROXY_JWT_SECRET_FILE), or with the PEM private key in FILE (RS256, ES256 or EdDSA,
-chosen by the key's type). Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy),
-issuer PROXY_JWT_ISSUER when set. --expires-in accepts s, m, h, d, w (default 90d).`,
+(or PROXY_JWT_SECRET_FILE: with several key files, the one with the greatest name, or --kid),
+or with the PEM private key in FILE (RS256, ES256 or EdDSA, chosen by the key's type).
+The token's header names its key (kid: the key file's name, or --kid).
+Audience PROXY_JWT_AUDIENCE (default gitlab-scope-proxy), issuer PROXY_JWT_ISSUER when set.
+--expires-in accepts s, m, h, d, w (default 90d), at most MAX_TOKEN_TTL (default 365d).
+--json prints {"token", "client", "jti", "kid", "issued_at", "expires_at", "exp"}: the jti
+is what revoked_jti takes.`,
   explain: `Usage: gitlab-scope-proxy explain [--policies DIR] --client NAME [--body FILE|-]
                                 [--content-type TYPE] [--header 'Name: value']...
                                 [--graphql-query Q] [--gitlab] METHOD TARGET
@@ -187,6 +200,14 @@ async function run(argv: string[], io: Io): Promise<number> {
       return schemaCommand(rest, io);
     case 'grants':
       return grantsCommand(rest, io);
+    case 'reload': {
+      const { values } = parse(rest, { admin: { type: 'string' }, 'reopen-audit': { type: 'boolean' } }, USAGE.reload!);
+      if (values.help) return help('reload', io);
+      return reloadCommand({
+        adminUrl: (values.admin as string | undefined) ?? adminUrlFrom(io.env), reopenOnly: values['reopen-audit'] === true,
+        out: (line) => io.log(line), err: (line) => io.error(line),
+      });
+    }
     case 'help':
       return help('main', io);
     default:
@@ -265,28 +286,38 @@ async function token(args: string[], io: Io): Promise<number> {
     'expires-in': { type: 'string', default: '90d' },
     jti: { type: 'string' },
     key: { type: 'string' },
+    kid: { type: 'string' },
+    json: { type: 'boolean' },
   }, USAGE.token!);
   if (values.help) return help('token', io);
   const client = values.client as string | undefined;
   if (!client) throw new UsageError(`--client is required\n\n${USAGE.token}`);
   const jwt = loadJwtSettings(io.env);
-  let key: Parameters<typeof mintToken>[0]['key'];
+  let key: Parameters<typeof mint>[0]['key'];
+  let kid = values.kid as string | undefined;
   if (values.key) {
+    const file = values.key as string;
     let pem: string;
     try {
-      pem = readFileSync(at(io, values.key as string), 'utf8');
-    } catch {
-      throw new ConfigError(`--key: cannot read ${values.key as string}`);
+      pem = readFileSync(at(io, file), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--key: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
     try {
-      const k = privateKeyFromPem(pem);
+      const k = signingKeyFromPem(pem, file);
       key = { kind: 'private', key: k.key, alg: k.alg };
     } catch (err) {
-      throw new ConfigError(`--key: ${(err as Error).message.split('\n')[0]}`);
+      throw new ConfigError(`--key: ${(err as Error).message}`);
     }
+    kid ??= kidOfFile(file);
   } else if (jwt.secret) {
-    if (jwt.secret.length < 32) throw new ConfigError('PROXY_JWT_SECRET must be at least 32 bytes long (HS256 key)');
     key = { kind: 'secret', secret: jwt.secret };
+    if (kid !== undefined) {
+      const chosen = jwt.secrets?.find((s) => s.kid === kid);
+      if (!chosen) throw new UsageError(`--kid: no key "${kid}" in PROXY_JWT_SECRET_FILE (${(jwt.secrets ?? []).map((s) => s.kid).join(', ') || 'it names none'})`);
+      key = { kind: 'secret', secret: chosen.secret };
+    }
+    kid ??= jwt.secretKid;
   } else {
     throw new ConfigError('PROXY_JWT_SECRET (or PROXY_JWT_SECRET_FILE) is required to mint a token, or pass --key FILE');
   }
@@ -296,9 +327,21 @@ async function token(args: string[], io: Io): Promise<number> {
   } catch (err) {
     throw new UsageError(`--expires-in: ${(err as Error).message}`);
   }
+  const maxTtl = jwt.maxTokenTtlS ?? 365 * 86400;
+  if (expiresInSeconds > maxTtl) {
+    throw new UsageError(`--expires-in ${values['expires-in'] as string} is longer than MAX_TOKEN_TTL (${maxTtl} s); mint a shorter token or raise MAX_TOKEN_TTL`);
+  }
   warnIfUnknownClient(client, io);
   const jti = values.jti as string | undefined;
-  io.log(await mintToken({ client, audience: jwt.audience, issuer: jwt.issuer, expiresInSeconds, ...(jti ? { jti } : {}), key }));
+  const minted = await mint({ client, audience: jwt.audience, issuer: jwt.issuer, expiresInSeconds, ...(jti ? { jti } : {}), kid, key });
+  if (values.json) {
+    io.log(JSON.stringify({
+      token: minted.token, client, jti: minted.jti, kid: minted.kid ?? null,
+      issued_at: new Date(minted.iat * 1000).toISOString(), expires_at: new Date(minted.exp * 1000).toISOString(), exp: minted.exp,
+    }));
+  } else {
+    io.log(minted.token);
+  }
   return 0;
 }
 

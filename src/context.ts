@@ -23,6 +23,8 @@ export interface RequestContext {
   bytesIn: number;
   bytesOut: number;
   timedOut: boolean;
+  /** The client's address (src/ops/request-id.ts; behind TRUSTED_PROXIES, the forwarded one). */
+  ip?: string | null;
   /** Set by the OAuth endpoints (src/oauth/routes.ts). */
   oauth?: OAuthAuditDetail;
 }
@@ -84,7 +86,7 @@ export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: Serv
     upstreamMs: ctx.upstreamMs,
     bytesIn: ctx.bytesIn,
     bytesOut: ctx.bytesOut,
-    ip: req.socket.remoteAddress ?? null,
+    ip: ctx.ip !== undefined ? ctx.ip : req.socket.remoteAddress ?? null,
     userAgent: typeof ua === 'string' ? ua.slice(0, 256) : null,
   };
   if (!res.writableFinished) record.aborted = true;

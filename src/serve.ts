@@ -14,6 +14,8 @@ export async function runServe(env: Record<string, string | undefined> = process
 
   // reloadNow logs and audits the outcome itself, success or refusal.
   process.on('SIGHUP', () => void proxy.reloadNow('sighup'));
+  // logrotate's postrotate: reopen AUDIT_LOG only (SIGHUP reopens it too, with a reload).
+  process.on('SIGUSR1', () => proxy.reopenAudit());
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -18,7 +18,11 @@ import { createForwarder } from './forward/forward.ts';
 import { ClientLimiter } from './limits/client-limits.ts';
 import { startAdmin, type AdminServer, type Readiness } from './ops/admin.ts';
 import { AuditSink } from './ops/audit-sink.ts';
+import { GitLabHealth } from './ops/gitlab-health.ts';
 import { ProxyMetrics } from './ops/metrics.ts';
+import { listenError } from './ops/listen-error.ts';
+import { publicUrlWatch } from './ops/public-url-check.ts';
+import { identifyRequest } from './ops/request-id.ts';
 import { changes, loadState, watchedPaths, type LoadedState } from './ops/reload.ts';
 import { agentSockets, createUpstreamAgent, guardUpstreamRequest, upstreamErrorKind } from './ops/upstream.ts';
 import { SwappableVerifier } from './ops/verifier.ts';
@@ -26,7 +30,7 @@ import { createScopeResolver } from './scope/lookup.ts';
 import { watchPaths, type Watcher } from './ops/watch.ts';
 import { formatProblem, PolicyError, type Policy } from './policy/load.ts';
 
-export type ReloadTrigger = 'sighup' | 'file-change' | 'api';
+export type ReloadTrigger = 'sighup' | 'file-change' | 'api' | 'admin';
 
 export type ReloadOutcome =
   | { ok: true; policy: Policy; changed: string[] }
@@ -43,6 +47,8 @@ export interface RunningProxy {
   reload: () => Policy;
   /** The same, reporting instead of throwing: what SIGHUP and file changes run. */
   reloadNow: (trigger: ReloadTrigger) => ReloadOutcome;
+  /** Reopens AUDIT_LOG (after logrotate renamed it): SIGUSR1 and POST /-/reopen. */
+  reopenAudit: () => void;
   audit: AuditLog;
   metrics: ProxyMetrics;
   /** Connections to GitLab: in use, and idle in the keep-alive pool. */
@@ -79,8 +85,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
 
   const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient, opts.clock);
   const agent = createUpstreamAgent(config);
+  const gitlabHealth = new GitLabHealth(readinessProbe(config));
   const metrics = new ProxyMetrics(
-    { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent) },
+    { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent), gitlabUp: () => gitlabHealth.up() },
     { processMetrics: opts.admin === true },
   );
   metrics.policyLoaded(policy.checksum, policy.clients.keys());
@@ -132,6 +139,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       failedUpstream.add(ctx);
       const kind = upstreamErrorKind(err, ctx.timedOut);
       metrics.upstreamError(kind);
+      gitlabHealth.failed(kind);
       // GitLab's answer had started: the client's response is cut (audited as aborted).
       if (ctx.upstreamMs !== null && ctx.reason === null) ctx.reason = 'upstream-aborted';
       ops.warn({ reqId: ctx.reqId, kind, err: err.message }, 'upstream error');
@@ -147,11 +155,11 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     ttlMs: config.limits.scopeCacheTtlMs,
     maxEntries: config.limits.scopeCacheSize,
   });
-  const probeGitLab = readinessProbe(config);
+  // GitLab's health is not part of readiness: a GitLab outage must leave every replica in the
+  // Service answering 502 in GitLab's JSON, not empty the Service. It is gsp_gitlab_up instead.
   const readiness = async (): Promise<Readiness> => {
-    const gitlab = await probeGitLab();
     const auditOk = !auditRefusing();
-    return { ready: gitlab && auditOk && !draining, checks: { gitlab, audit: auditOk, accepting: !draining } };
+    return { ready: auditOk && !draining, checks: { audit: auditOk, accepting: !draining } };
   };
   const onInternalError = (err: unknown, ctx: RequestContext): void => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
   // OAuth provider for vendors that only speak OAuth (src/oauth/), when configured; loaded only
@@ -192,6 +200,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     if (ctx.reason === 'unprocessed' && !res.writableFinished) ctx.reason = cutting ? 'shutdown' : 'client-aborted';
     const record = auditRecord(ctx, req, res);
     audit.write(record);
+    if (record.upstreamMs !== null) gitlabHealth.answered();
     limiter.release(ctx);
     metrics.request(record);
   };
@@ -207,14 +216,18 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     headersTimeout: 30_000,
     requestTimeout: 300_000,
   };
+  const checkPublicHost = publicUrlWatch(config.publicUrl, (host, publicHost) => ops.warn({ host, publicUrl: publicHost },
+    'PUBLIC_URL names another host than clients use: Link and Location headers send vendors to PUBLIC_URL; check the setting'));
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (draining) res.setHeader('Connection', 'close');
     if (HEALTH.has(req.url ?? '') && (req.method === 'GET' || req.method === 'HEAD')) {
-      attachContext(req);
+      identifyRequest(req, res, attachContext(req), config.trustedProxies);
       void honoListener(req, res);
       return;
     }
+    checkPublicHost(req.headers.host);
     const ctx = attachContext(req);
+    identifyRequest(req, res, ctx, config.trustedProxies);
     res.once('close', () => finish(ctx, req, res));
     if (auditRefusing()) {
       refuseUnaudited(ctx, res);
@@ -240,39 +253,51 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     if (record) metrics.request(record);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  }).catch(async (err: unknown) => {
+  } catch (err) {
+    agent.destroy();
+    await sink?.close();
     await oauth?.close();
-    throw err;
-  });
+    throw listenError('PORT', config.host, config.port, err);
+  }
+  const reopenAudit = (): void => {
+    sink?.reopen();
+    ops.info({ auditLog: config.auditLog ?? 'stdout' }, 'audit log reopened');
+  };
   let admin: AdminServer | undefined;
   if (opts.admin) {
     try {
-      admin = await startAdmin({ port: config.adminPort, host: config.adminHost, metrics, readiness });
+      admin = await startAdmin({
+        port: config.adminPort, host: config.adminHost, metrics, readiness,
+        actions: { reload: () => reloadNow('admin'), reopenAudit },
+      });
     } catch (err) {
       server.close();
       agent.destroy();
       await sink?.close();
-      throw err;
+      throw listenError('ADMIN_PORT', config.adminHost, config.adminPort, err);
     }
   }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const adminPort = admin ? (admin.server.address() as AddressInfo).port : undefined;
   ops.info({
-    port: addr.port, host: addr.address, tls: state.tls !== undefined, adminPort,
+    pid: process.pid, port: addr.port, host: addr.address, tls: state.tls !== undefined, adminPort,
     gitlab: config.gitlabUrl.origin + config.gitlabRoot, clients: policy.clients.size, policy: policy.checksum.slice(0, 12),
   }, 'listening');
+  if (policy.clients.size === 0) ops.warn({ policyDir: config.policyDir }, 'POLICY_DIR holds no client: every request is refused until a policy file there defines one');
 
   // ----------------------------------------------------------------- reload
   let lastRefusal = '';
   const reloadNow = (trigger: ReloadTrigger): ReloadOutcome => {
-    if (trigger === 'sighup') sink?.reopen();
+    if (trigger === 'sighup' || trigger === 'admin') sink?.reopen();
     let next: LoadedState;
     try {
       next = loadState(config);
@@ -353,6 +378,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       return outcome.policy;
     },
     reloadNow,
+    reopenAudit,
     audit,
     metrics,
     upstreamSockets: () => agentSockets(agent),

@@ -167,6 +167,8 @@ export interface Client {
   upstreamTokenFile?: string;
   /** rate_limit (+ burst): a token bucket per client per replica. */
   rateLimit?: RateLimitSpec;
+  /** source_ips: where this client's tokens are accepted from (src/auth/source-ips.ts); a node:net BlockList. */
+  sourceIps?: { check(address: string, type?: 'ipv4' | 'ipv6'): boolean };
   /** `projects:`: every project a request names must match one; undefined: no project scope. */
   projects: readonly ScopePattern[] | undefined;
   /** `groups:`: every group a request names must match one; undefined: no group scope. */
@@ -243,7 +245,7 @@ export const REASONS = {
   'unknown-key': 'unauthorized', 'jwks-unavailable': 'unauthorized', 'malformed-token': 'unauthorized',
   'verification-failed': 'unauthorized', 'issued-in-future': 'unauthorized', 'bad-jti': 'unauthorized',
   'unknown-client': 'unauthorized', 'client-disabled': 'unauthorized', 'token-revoked': 'unauthorized',
-  'issued-before-cutoff': 'unauthorized',
+  'issued-before-cutoff': 'unauthorized', 'source-ip-not-allowed': 'unauthorized',
   // what the policy refuses (403)
   'sudo': 'forbidden', 'not-api': 'forbidden', 'internal-api': 'forbidden', 'token-self': 'forbidden',
   'bad-identifier': 'forbidden', 'no-rule': 'forbidden', 'method-not-allowed': 'forbidden',

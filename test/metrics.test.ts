@@ -62,7 +62,8 @@ describe('admin listener and metrics', () => {
     expect((await send(`${rig.adminUrl}/healthz`)).status).toBe(200);
     const ready = await send(`${rig.adminUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.text)).toEqual({ status: 'ready', checks: { gitlab: true, audit: true, accepting: true } });
+    expect(JSON.parse(ready.text)).toEqual({ status: 'ready', checks: { audit: true, accepting: true } });
+    expect(await rig.metric('gsp_gitlab_up')).toBe(1);
     expect((await send(`${rig.adminUrl}/api/v4/projects/1`)).status).toBe(404);
     expect((await send(`${rig.adminUrl}/metrics`, { method: 'POST' })).status).toBe(405);
 
@@ -74,6 +75,9 @@ describe('admin listener and metrics', () => {
     expect(vendor.status).toBe(403);
     for (const r of [anonymous, vendor]) expect(r.text).not.toContain('gsp_');
     expect(standin.requests).toHaveLength(0);
+    // Denials are counted by their reason code (the dashboard's "denials by reason").
+    expect(await rig.metric('gsp_denials_total', { client: 'packit', decision: 'deny', reason: 'not-api' })).toBe(1);
+    expect(await rig.metric('gsp_denials_total', { client: '(none)', decision: 'deny', reason: 'no-token' })).toBe(1);
   });
 
   it('counts requests by client, decision and status, times them, and counts JWT failures by reason', async () => {

@@ -1,8 +1,11 @@
 // Authentication: turns the client's token into a client of the current policy, or a 401
 // with a reason for the audit log. Verified tokens are cached until they expire or the
 // policy changes, so the signature is not checked again on every call.
+//
+// Several keys may verify at once (key rotation with overlap): a token's `kid` picks its key;
+// a token without a kid, or with one no key has, is tried against every key of its algorithm.
 import type { KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import type { JwtSettings } from '../config/env.ts';
 import { ProxyError } from '../errors.ts';
 import type { Client, Policy, Reason } from '../types.ts';
@@ -20,32 +23,61 @@ interface Cached {
   exp: number;
 }
 
-const CLOCK_TOLERANCE_S = 30;
+export const DEFAULT_CLOCK_TOLERANCE_S = 30;
 const CACHE_MAX = 10_000;
+
+/**
+ * A 401 for a token whose signature verified: it still names its client and id, so the audit
+ * line and the metrics show which vendor keeps using an expired or revoked token.
+ */
+export class RefusedIdentity extends ProxyError {
+  readonly client: string;
+  readonly jti: string | undefined;
+
+  constructor(reason: Reason, client: string, jti: string | undefined) {
+    super('unauthorized', reason);
+    this.client = client;
+    this.jti = jti;
+  }
+}
+
+interface VerificationKey {
+  kid: string | undefined;
+  alg: string;
+  key: Uint8Array | KeyObject;
+}
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 export class TokenVerifier {
-  readonly #getKey: JWTVerifyGetKey;
+  readonly #keys: VerificationKey[];
+  readonly #jwks: JWTVerifyGetKey | undefined;
   readonly #algorithms: string[];
   readonly #settings: JwtSettings;
+  readonly #toleranceS: number;
   readonly #cache = new Map<string, Cached>();
   #cachePolicy: Policy | undefined;
 
   constructor(settings: JwtSettings) {
     this.#settings = settings;
-    const asym: { key: KeyObject; alg: string } | undefined = settings.publicKeyPem ? publicKeyFromPem(settings.publicKeyPem) : undefined;
-    const jwks = settings.jwksUrl ? createRemoteJWKSet(settings.jwksUrl) : undefined;
-    this.#algorithms = [
-      ...(settings.secret ? ['HS256'] : []),
-      ...(asym ? [asym.alg] : []),
-      ...(jwks ? ['RS256', 'ES256', 'EdDSA'] : []),
+    this.#toleranceS = settings.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S;
+    const secrets = settings.secrets ?? (settings.secret ? [{ kid: undefined, secret: settings.secret }] : []);
+    const publicKeys = settings.publicKeys ?? (settings.publicKeyPem ? [{ kid: undefined, pem: settings.publicKeyPem }] : []);
+    this.#keys = [
+      ...secrets.map((s) => ({ kid: s.kid, alg: 'HS256', key: s.secret })),
+      ...publicKeys.map((p) => ({ kid: p.kid, ...publicKeyFromPem(p.pem) })),
     ];
-    this.#getKey = async (header, token) => {
-      if (header.alg === 'HS256' && settings.secret) return settings.secret;
-      if (asym && header.alg === asym.alg && (!jwks || !header.kid)) return asym.key;
-      if (jwks) return jwks(header, token);
-      throw new errors.JOSEAlgNotAllowed('no key for this algorithm');
-    };
+    this.#jwks = settings.jwksUrl ? createRemoteJWKSet(settings.jwksUrl) : undefined;
+    this.#algorithms = [...new Set([...this.#keys.map((k) => k.alg), ...(this.#jwks ? ['RS256', 'ES256', 'EdDSA'] : [])])];
+  }
+
+  /** The keys a token with this header is checked against, best match first. */
+  #candidates(header: ProtectedHeaderParameters): Array<Uint8Array | KeyObject | JWTVerifyGetKey> {
+    const sameAlg = this.#keys.filter((k) => k.alg === header.alg);
+    const byKid = header.kid === undefined ? [] : sameAlg.filter((k) => k.kid === header.kid);
+    if (byKid.length > 0) return byKid.map((k) => k.key);
+    // A kid that no local key has belongs to the identity provider's JWKS, when there is one.
+    if (this.#jwks && (header.kid !== undefined || sameAlg.length === 0)) return [this.#jwks];
+    return sameAlg.map((k) => k.key);
   }
 
   async verify(token: string, policy: Policy, now = Date.now()): Promise<Identity> {
@@ -68,20 +100,35 @@ export class TokenVerifier {
 
   async #verifySignature(token: string, now: number): Promise<Cached> {
     if (!JWT_SHAPE.test(token)) throw unauthorized('not-a-jwt');
-    let payload: JWTPayload;
+    let header: ProtectedHeaderParameters;
     try {
-      ({ payload } = await jwtVerify(token, this.#getKey, {
-        algorithms: this.#algorithms,
-        audience: this.#settings.audience,
-        ...(this.#settings.issuer ? { issuer: this.#settings.issuer } : {}),
-        requiredClaims: ['exp', 'sub'],
-        clockTolerance: CLOCK_TOLERANCE_S,
-        currentDate: new Date(now),
-      }));
-    } catch (err) {
-      throw unauthorized(joseReason(err));
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw unauthorized('malformed-token');
     }
-    if (typeof payload.iat === 'number' && payload.iat > now / 1000 + CLOCK_TOLERANCE_S) throw unauthorized('issued-in-future');
+    if (header.alg === undefined || !this.#algorithms.includes(header.alg)) throw unauthorized('algorithm-not-allowed');
+    const candidates = this.#candidates(header);
+    let payload: JWTPayload | undefined;
+    let failure: unknown;
+    for (const key of candidates) {
+      try {
+        ({ payload } = await jwtVerify(token, key as Uint8Array, {
+          algorithms: this.#algorithms,
+          audience: this.#settings.audience,
+          ...(this.#settings.issuer ? { issuer: this.#settings.issuer } : {}),
+          requiredClaims: ['exp', 'sub'],
+          clockTolerance: this.#toleranceS,
+          currentDate: new Date(now),
+        }));
+        break;
+      } catch (err) {
+        failure = err;
+        // Another key may have signed it; any other failure is the token's own.
+        if (!(err instanceof errors.JWSSignatureVerificationFailed)) break;
+      }
+    }
+    if (payload === undefined) throw verificationRefusal(failure ?? new errors.JOSEAlgNotAllowed('no key for this algorithm'));
+    if (typeof payload.iat === 'number' && payload.iat > now / 1000 + this.#toleranceS) throw unauthorized('issued-in-future');
     if (payload.jti !== undefined && typeof payload.jti !== 'string') throw unauthorized('bad-jti');
     return { sub: payload.sub!, jti: payload.jti, iat: payload.iat, exp: payload.exp! };
   }
@@ -91,12 +138,25 @@ export class TokenVerifier {
 function admit(entry: Cached, policy: Policy): Client {
   const client = policy.clients.get(entry.sub);
   if (!client) throw unauthorized('unknown-client');
-  if (client.disabled) throw unauthorized('client-disabled');
-  if (entry.jti !== undefined && client.revokedJti.has(entry.jti)) throw unauthorized('token-revoked');
+  const refused = (reason: Reason): RefusedIdentity => new RefusedIdentity(reason, client.name, entry.jti);
+  if (client.disabled) throw refused('client-disabled');
+  if (entry.jti !== undefined && client.revokedJti.has(entry.jti)) throw refused('token-revoked');
   if (client.tokensIssuedAfter !== undefined && (entry.iat === undefined || entry.iat < client.tokensIssuedAfter)) {
-    throw unauthorized('issued-before-cutoff');
+    throw refused('issued-before-cutoff');
   }
   return client;
+}
+
+/**
+ * The 401 for a failed verification. An expired token's signature did verify (jose checks the
+ * signature before the claims): it keeps its client and id, for the audit line and metrics.
+ */
+function verificationRefusal(err: unknown): ProxyError {
+  const reason = joseReason(err);
+  if (err instanceof errors.JWTExpired && typeof err.payload.sub === 'string') {
+    return new RefusedIdentity(reason, err.payload.sub, typeof err.payload.jti === 'string' ? err.payload.jti : undefined);
+  }
+  return unauthorized(reason);
 }
 
 const CLAIM_REASONS = ['claim-exp', 'claim-aud', 'claim-iss', 'claim-nbf', 'claim-sub', 'claim-iat'] as const satisfies readonly Reason[];

@@ -1,6 +1,10 @@
 // Configuration comes from the environment only (12-factor; Docker and Kubernetes secrets
 // arrive as *_FILE). Only the entry point calls this. Every problem is one line naming the
 // variable; no value of a secret is ever part of a message.
+import { readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { BlockList } from 'node:net';
+import { cidrList } from './cidr.ts';
 import { ConfigError, readText, secret } from './read.ts';
 import { loadOAuthConfig, type OAuthConfig } from './oauth.ts';
 import type { StoreSettings } from '../store/open.ts';
@@ -8,11 +12,22 @@ import type { StoreSettings } from '../store/open.ts';
 export { ConfigError, readText, secret };
 
 export interface JwtSettings {
+  /** The HS256 key `token` signs with: the one with the greatest kid when there are several. */
   secret: Uint8Array | undefined;
+  /** Its kid (the file name), when it came from PROXY_JWT_SECRET_FILE. */
+  secretKid?: string | undefined;
+  /** Every HS256 key that verifies (key rotation with overlap), by kid. */
+  secrets?: Array<{ kid: string; secret: Uint8Array }> | undefined;
   publicKeyPem: string | undefined;
+  /** Every public key that verifies, by kid (the file name). */
+  publicKeys?: Array<{ kid: string; pem: string }> | undefined;
   jwksUrl: URL | undefined;
   audience: string;
   issuer: string | undefined;
+  /** Leeway for exp, nbf and iat against this machine's clock (PROXY_JWT_CLOCK_TOLERANCE_S). */
+  clockToleranceS?: number;
+  /** Longest lifetime `token` mints (MAX_TOKEN_TTL). */
+  maxTokenTtlS?: number;
 }
 
 export interface Limits {
@@ -57,6 +72,8 @@ export interface Config {
   /** The admin listener (/metrics, /healthz, /readyz), never for vendors. */
   adminPort: number;
   adminHost: string;
+  /** Load balancers whose X-Forwarded-For / Forwarded / X-Request-Id are believed (TRUSTED_PROXIES). */
+  trustedProxies: BlockList | undefined;
   /** HTTPS on the vendor-facing listener: certificate chain and key files (PEM). */
   tls: { certFile: string; keyFile: string } | undefined;
   limits: Limits;
@@ -73,13 +90,11 @@ export function loadConfig(env: Env = process.env): Config {
   const gitlabUrl = baseUrl(env, 'GITLAB_URL', true)!;
   const token = secret(env, 'GITLAB_TOKEN');
   if (!token) throw new ConfigError('GITLAB_TOKEN (or GITLAB_TOKEN_FILE) is required: the GitLab token the proxy forwards with');
-  const jwtSecret = secret(env, 'PROXY_JWT_SECRET');
-  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret.value) < 32) {
-    throw new ConfigError(`${jwtSecret.from} must be at least 32 bytes long (HS256 key)`);
-  }
+  const hmac = hmacKeys(env);
   const publicKeyFile = env.PROXY_JWT_PUBLIC_KEY_FILE || undefined;
+  const publicKeys = publicKeyFile ? publicKeyFiles(publicKeyFile) : undefined;
   const jwksUrl = env.PROXY_JWKS_URL ? parseUrl('PROXY_JWKS_URL', env.PROXY_JWKS_URL) : undefined;
-  if (!jwtSecret && !publicKeyFile && !jwksUrl) {
+  if (!hmac && !publicKeyFile && !jwksUrl) {
     throw new ConfigError('one of PROXY_JWT_SECRET, PROXY_JWT_SECRET_FILE, PROXY_JWT_PUBLIC_KEY_FILE or PROXY_JWKS_URL is required');
   }
   const publicUrl = baseUrl(env, 'PUBLIC_URL', false);
@@ -101,11 +116,15 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecretFile: env.PROXY_JWT_SECRET_FILE || undefined,
     jwtPublicKeyFile: publicKeyFile,
     jwt: {
-      secret: jwtSecret ? new TextEncoder().encode(jwtSecret.value) : undefined,
-      publicKeyPem: publicKeyFile ? readText('PROXY_JWT_PUBLIC_KEY_FILE', publicKeyFile) : undefined,
+      ...hmac,
+      secret: hmac?.secret,
+      publicKeys,
+      publicKeyPem: publicKeys?.[0]?.pem,
       jwksUrl,
       audience: env.PROXY_JWT_AUDIENCE || 'gitlab-scope-proxy',
       issuer: env.PROXY_JWT_ISSUER || undefined,
+      clockToleranceS: int(env, 'PROXY_JWT_CLOCK_TOLERANCE_S', 30, 0, 600),
+      maxTokenTtlS: maxTokenTtl(env),
     },
     policyDir: env.POLICY_DIR || './policies',
     port,
@@ -117,7 +136,8 @@ export function loadConfig(env: Env = process.env): Config {
     adminPort,
     adminHost: env.ADMIN_HOST || '0.0.0.0',
     tls: certFile && keyFile ? { certFile, keyFile } : undefined,
-    oauth: loadOAuthConfig(env, gitlabUrl, publicUrl, jwtSecret !== undefined),
+    trustedProxies: trustedProxies(env.TRUSTED_PROXIES),
+    oauth: loadOAuthConfig(env, gitlabUrl, publicUrl, hmac !== undefined),
     store: loadStoreSettings(env),
     limits: {
       maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
@@ -141,14 +161,96 @@ export function loadStoreSettings(env: Env = process.env): StoreSettings {
 
 /** The JWT settings alone: what `token` needs to mint, without GitLab settings. */
 export function loadJwtSettings(env: Env = process.env): JwtSettings {
-  const jwtSecret = secret(env, 'PROXY_JWT_SECRET');
+  const hmac = hmacKeys(env);
   return {
-    secret: jwtSecret ? new TextEncoder().encode(jwtSecret.value) : undefined,
+    ...hmac,
+    secret: hmac?.secret,
     publicKeyPem: undefined,
     jwksUrl: undefined,
     audience: env.PROXY_JWT_AUDIENCE || 'gitlab-scope-proxy',
     issuer: env.PROXY_JWT_ISSUER || undefined,
+    maxTokenTtlS: maxTokenTtl(env),
   };
+}
+
+function trustedProxies(value: string | undefined): BlockList | undefined {
+  if (!value) return undefined;
+  try {
+    return cidrList(value.split(',').filter((s) => s.trim() !== ''));
+  } catch (err) {
+    throw new ConfigError(`TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
+}
+
+function maxTokenTtl(env: Env): number {
+  // The same units as `token --expires-in` (auth/mint.ts parseDuration), read here so that
+  // config/ does not import auth/.
+  const text = env.MAX_TOKEN_TTL || '365d';
+  const m = /^([0-9]+)([smhdw]?)$/.exec(text);
+  const seconds = m ? Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'] : 0;
+  if (!(seconds > 0)) throw new ConfigError(`MAX_TOKEN_TTL: bad duration ${JSON.stringify(text)} (use e.g. 365d, 12h, 30m)`);
+  return seconds;
+}
+
+/**
+ * The HS256 keys: PROXY_JWT_SECRET (one key, no kid), or PROXY_JWT_SECRET_FILE naming a file,
+ * a directory of files, or a comma list of either; each file is one key, its name the kid.
+ * Tokens are signed with the greatest kid (name keys by date: 2026-06, 2026-12), and every
+ * key verifies, so a new key can be added before the old one is removed.
+ */
+function hmacKeys(env: Env): { secret: Uint8Array; secretKid?: string; secrets?: Array<{ kid: string; secret: Uint8Array }> } | undefined {
+  const direct = env.PROXY_JWT_SECRET;
+  const spec = env.PROXY_JWT_SECRET_FILE;
+  if (direct && spec) throw new ConfigError('PROXY_JWT_SECRET and PROXY_JWT_SECRET_FILE are both set; set one');
+  if (direct) {
+    if (Buffer.byteLength(direct) < 32) throw new ConfigError('PROXY_JWT_SECRET must be at least 32 bytes long (HS256 key)');
+    return { secret: new TextEncoder().encode(direct) };
+  }
+  if (!spec) return undefined;
+  const secrets = keyFiles('PROXY_JWT_SECRET_FILE', spec).map(({ kid, path, text }) => {
+    const value = text.replace(/\r?\n$/, '');
+    if (!value) throw new ConfigError(`PROXY_JWT_SECRET_FILE: ${path} is empty`);
+    if (Buffer.byteLength(value) < 32) throw new ConfigError(`PROXY_JWT_SECRET_FILE must be at least 32 bytes long (HS256 key): ${path} is shorter`);
+    return { kid, secret: new TextEncoder().encode(value) };
+  });
+  const signing = secrets.reduce((a, b) => (b.kid > a.kid ? b : a));
+  return { secret: signing.secret, secretKid: signing.kid, secrets };
+}
+
+function publicKeyFiles(spec: string): Array<{ kid: string; pem: string }> {
+  return keyFiles('PROXY_JWT_PUBLIC_KEY_FILE', spec).map(({ kid, text }) => ({ kid, pem: text }));
+}
+
+/**
+ * Files of a key setting: a comma list of paths, each a file or a directory whose visible
+ * files (not `.hidden`, such as Kubernetes' `..data`) are read in name order. A key's id (kid)
+ * is its file name without a .pem, .key or .txt extension. Names must be unique.
+ */
+export function keyFiles(name: string, spec: string): Array<{ kid: string; path: string; text: string }> {
+  const paths: string[] = [];
+  for (const item of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(item).isDirectory();
+    } catch (err) {
+      throw new ConfigError(`${name}: cannot read ${item} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (!isDir) {
+      paths.push(item);
+      continue;
+    }
+    const files = readdirSync(item).filter((f) => !f.startsWith('.')).sort().map((f) => join(item, f)).filter((p) => statSync(p).isFile());
+    if (files.length === 0) throw new ConfigError(`${name}: ${item} holds no key file`);
+    paths.push(...files);
+  }
+  if (paths.length === 0) throw new ConfigError(`${name} names no file`);
+  const seen = new Set<string>();
+  return paths.map((path) => {
+    const kid = basename(path).replace(/\.(pem|key|txt)$/, '');
+    if (seen.has(kid)) throw new ConfigError(`${name}: two keys are named "${kid}"; key file names must differ`);
+    seen.add(kid);
+    return { kid, path, text: readText(name, path) };
+  });
 }
 
 /**
@@ -158,14 +260,13 @@ export function loadJwtSettings(env: Env = process.env): JwtSettings {
  */
 export function readSecrets(config: Config): { gitlabToken: string; jwt: JwtSettings } {
   const gitlabToken = config.gitlabTokenFile ? secret({ GITLAB_TOKEN_FILE: config.gitlabTokenFile }, 'GITLAB_TOKEN')!.value : config.gitlabToken;
-  let jwtSecret = config.jwt.secret;
-  if (config.jwtSecretFile) {
-    const value = secret({ PROXY_JWT_SECRET_FILE: config.jwtSecretFile }, 'PROXY_JWT_SECRET')!;
-    if (Buffer.byteLength(value.value) < 32) throw new ConfigError('PROXY_JWT_SECRET_FILE must be at least 32 bytes long (HS256 key)');
-    jwtSecret = new TextEncoder().encode(value.value);
+  let jwt = config.jwt;
+  if (config.jwtSecretFile) jwt = { ...jwt, ...hmacKeys({ PROXY_JWT_SECRET_FILE: config.jwtSecretFile }) };
+  if (config.jwtPublicKeyFile) {
+    const publicKeys = publicKeyFiles(config.jwtPublicKeyFile);
+    jwt = { ...jwt, publicKeys, publicKeyPem: publicKeys[0]?.pem };
   }
-  const publicKeyPem = config.jwtPublicKeyFile ? readText('PROXY_JWT_PUBLIC_KEY_FILE', config.jwtPublicKeyFile) : config.jwt.publicKeyPem;
-  return { gitlabToken, jwt: { ...config.jwt, secret: jwtSecret, publicKeyPem } };
+  return { gitlabToken, jwt };
 }
 
 /** A PEM file that must hold at least one block of `kind` (e.g. CERTIFICATE). */

@@ -215,6 +215,8 @@ function responseHeaders(proxyRes: IncomingMessage, plan: ForwardRequest, settin
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
     out[name] = value;
   }
+  // The proxy's request id, the one in the audit line (GitLab's own is its correlation id).
+  out['x-request-id'] = plan.ctx.reqId;
   if (typeof out.link === 'string') out.link = rewriteLink(out.link, gitlabBase, plan.publicBase);
   if (location === null) delete out.location;
   else if (location !== undefined) out.location = location;

@@ -11,6 +11,12 @@ export interface Readiness {
   checks: Record<string, boolean>;
 }
 
+/** What POST /-/reload and POST /-/reopen do (the same as SIGHUP and SIGUSR1). */
+export interface AdminActions {
+  reload: () => { ok: true; changed: string[] } | { ok: false; problems: string[] };
+  reopenAudit: () => void;
+}
+
 export interface AdminServer {
   url: string;
   server: Server;
@@ -22,6 +28,7 @@ export async function startAdmin(opts: {
   host: string;
   metrics: ProxyMetrics;
   readiness: () => Promise<Readiness>;
+  actions?: AdminActions;
 }): Promise<AdminServer> {
   const server = createServer({ requireHostHeader: false, keepAliveTimeout: 5000 }, (req, res) => {
     const path = (req.url ?? '').split('?')[0];
@@ -30,6 +37,21 @@ export async function startAdmin(opts: {
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : text);
     };
+    // Lifecycle endpoints, as Prometheus has them: POST only, no body read, nothing returned
+    // but the outcome (problems are file:line messages, never a secret's value).
+    if ((path === '/-/reload' || path === '/-/reopen') && opts.actions) {
+      if (req.method !== 'POST') {
+        res.setHeader('allow', 'POST');
+        return json(405, { message: '405 Method Not Allowed' });
+      }
+      req.resume();
+      if (path === '/-/reopen') {
+        opts.actions.reopenAudit();
+        return json(200, { status: 'reopened' });
+      }
+      const outcome = opts.actions.reload();
+      return outcome.ok ? json(200, { status: 'reloaded', changed: outcome.changed }) : json(500, { status: 'refused', problems: outcome.problems });
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return json(405, { message: '405 Method Not Allowed' });

@@ -29,6 +29,8 @@ export interface MetricsSources {
   inFlight?: () => ReadonlyMap<string, number>;
   /** Sockets to GitLab, in use and idle in the pool. */
   upstreamSockets?: () => { active: number; free: number };
+  /** Whether GitLab answers (a cached probe); reported as gsp_gitlab_up, never part of readiness. */
+  gitlabUp?: () => Promise<boolean>;
 }
 
 export class ProxyMetrics {
@@ -43,6 +45,8 @@ export class ProxyMetrics {
   readonly #policyClients: Gauge;
   readonly #jwtFailures: Counter<'reason'>;
   readonly #limitRefusals: Counter<'client' | 'reason'>;
+  readonly #denials: Counter<'client' | 'decision' | 'reason'>;
+  readonly #denialReasons = new Set<string>();
   readonly #auditFailures: Counter;
   readonly #auditLost: Counter;
   readonly #auditWritable: Gauge;
@@ -90,11 +94,21 @@ export class ProxyMetrics {
       name: 'gsp_limit_refusals_total', help: 'Requests refused with 429 by a per-client limit, by client and reason (rate-limited, too-many-concurrent).',
       labelNames: ['client', 'reason'], registers,
     });
+    this.#denials = new Counter({
+      name: 'gsp_denials_total', help: 'Requests denied (deny) or that report mode would deny (would-deny), by client, decision and reason code.',
+      labelNames: ['client', 'decision', 'reason'], registers,
+    });
     this.#auditFailures = new Counter({ name: 'gsp_audit_write_failures_total', help: 'Failed writes to the audit log.', registers });
     this.#auditLost = new Counter({ name: 'gsp_audit_lines_lost_total', help: 'Audit lines that never reached the audit log.', registers });
     this.#auditWritable = new Gauge({ name: 'gsp_audit_writable', help: '1 while the audit log accepts lines, 0 while it cannot be written.', registers });
     this.#auditWritable.set(1);
-    const { inFlight, upstreamSockets } = sources;
+    const { inFlight, upstreamSockets, gitlabUp } = sources;
+    new Gauge({
+      name: 'gsp_gitlab_up', help: '1 while GitLab answers GET /api/v4/version (below 500, probed at most every 5 s), 0 while it does not.', registers,
+      async collect() {
+        if (gitlabUp) this.set((await gitlabUp()) ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'gsp_requests_in_flight', help: 'Requests being served, by client.', labelNames: ['client'], registers,
       collect() {
@@ -128,6 +142,7 @@ export class ProxyMetrics {
     counter.inc();
     this.#histogram(this.#durationChildren, this.#duration, client).observe(o.durationMs / 1000);
     if (o.upstreamMs !== null) this.#histogram(this.#upstreamChildren, this.#upstreamDuration, client).observe(o.upstreamMs / 1000);
+    if (o.decision === 'deny' || o.decision === 'would-deny') this.#denials.labels(client, o.decision, this.#capped(this.#denialReasons, o.reason)).inc();
     if (o.status === 401) this.#jwtFailures.labels(this.#reason(o.reason)).inc();
     else if (o.status === 429 && (o.reason === 'rate-limited' || o.reason === 'too-many-concurrent')) this.#limitRefusals.labels(client, o.reason).inc();
   }
@@ -185,10 +200,15 @@ export class ProxyMetrics {
 
   /** Reasons are fixed codes; the cap is a second line against an unbounded label. */
   #reason(reason: string | null): string {
-    const r = reason ?? 'unknown';
-    if (this.#jwtReasons.has(r)) return r;
-    if (this.#jwtReasons.size >= MAX_REASONS) return 'other';
-    this.#jwtReasons.add(r);
+    return this.#capped(this.#jwtReasons, reason);
+  }
+
+  /** The reason's code only: a detail after ":" (e.g. "not-api: only /api/v4 is served") is dropped. */
+  #capped(seen: Set<string>, reason: string | null): string {
+    const r = reason === null ? 'unknown' : reason.split(':', 1)[0]!;
+    if (seen.has(r)) return r;
+    if (seen.size >= MAX_REASONS) return 'other';
+    seen.add(r);
     return r;
   }
 }

@@ -46,7 +46,7 @@ export function changes(before: LoadedState, after: LoadedState): string[] {
   const changed: string[] = [];
   if (before.policy.checksum !== after.policy.checksum) changed.push('policy');
   if (before.gitlabToken !== after.gitlabToken) changed.push('gitlab-token');
-  if (!sameKey(before.jwt.secret, after.jwt.secret) || before.jwt.publicKeyPem !== after.jwt.publicKeyPem) changed.push('jwt-keys');
+  if (!sameKey(before.jwt.secret, after.jwt.secret) || before.jwt.publicKeyPem !== after.jwt.publicKeyPem || keyIds(before.jwt) !== keyIds(after.jwt)) changed.push('jwt-keys');
   for (const [name, client] of after.policy.clients) {
     const old = before.policy.clients.get(name);
     if (old && old.upstreamToken?.() !== client.upstreamToken?.()) changed.push(`client-token:${name}`);
@@ -72,8 +72,17 @@ export function watchedPaths(config: Config, state: LoadedState): string[] {
   } catch {
     // reported by the reload itself
   }
-  const files = [config.gitlabTokenFile, config.jwtSecretFile, config.jwtPublicKeyFile, config.tls?.certFile, config.tls?.keyFile];
+  // Key settings may list several files or directories, comma separated (key rotation).
+  const keyPaths = (spec: string | undefined): string[] => (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const files = [config.gitlabTokenFile, ...keyPaths(config.jwtSecretFile), ...keyPaths(config.jwtPublicKeyFile), config.tls?.certFile, config.tls?.keyFile];
   for (const client of state.policy.clients.values()) files.push(client.upstreamTokenFile, client.oauth?.secretFile);
   for (const f of files) if (f) paths.push(f, dirname(f));
   return paths;
+}
+
+/** The verification keys as one comparable string: a key added, removed or changed differs. */
+function keyIds(jwt: JwtSettings): string {
+  const hmac = (jwt.secrets ?? []).map((k) => `${k.kid}=${Buffer.from(k.secret).toString('base64')}`);
+  const pub = (jwt.publicKeys ?? []).map((k) => `${k.kid}=${k.pem}`);
+  return [...hmac, ...pub].join('\n');
 }

@@ -10,13 +10,16 @@
 // value never appears in a message.
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import type { BlockList } from 'node:net';
 import { parseRateLimit, type RateLimitSpec } from '../limits/client-limits.ts';
+import { cidrList } from '../config/cidr.ts';
 
 export interface ClientOpsDoc {
   upstream_token_file?: string | undefined;
   upstream_token_env?: string | undefined;
   rate_limit?: string | undefined;
   burst?: number | undefined;
+  source_ips?: string[] | undefined;
 }
 
 export interface ClientOpsSettings {
@@ -25,6 +28,8 @@ export interface ClientOpsSettings {
   /** Where it was read from (watched for changes), when it came from a file. */
   upstreamTokenFile?: string;
   rateLimit?: RateLimitSpec;
+  /** source_ips: the addresses this client's tokens are accepted from (else 401 source-ip-not-allowed). */
+  sourceIps?: BlockList;
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -68,6 +73,13 @@ export function clientOpsSettings(
     else problem('rate_limit', 'rate_limit must be "N/second", "N/minute" or "N/hour", e.g. "600/minute"');
   } else if (doc.burst !== undefined) {
     problem('burst', 'burst needs a rate_limit');
+  }
+  if (doc.source_ips !== undefined) {
+    try {
+      out.sourceIps = cidrList(doc.source_ips);
+    } catch (err) {
+      problem('source_ips', `source_ips: ${(err as Error).message}`);
+    }
   }
   return out;
 }

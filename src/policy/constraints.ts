@@ -22,6 +22,7 @@ import { parseRule, RuleSyntaxError } from './rule.ts';
 import type { Constraint, Literal, Reason, Rule, RuleConstraints, ScopePattern } from '../types.ts';
 
 export type { Constraint, Literal, RuleConstraints };
+import { unknownKeyMessage } from './suggest.ts';
 
 
 
@@ -50,7 +51,7 @@ export function isConstrained(rule: Rule): boolean {
 export function parseObjectRule(spec: unknown, source: string): Rule {
   if (!isRecord(spec)) throw new RuleSyntaxError('a rule is "METHODS PATH" or a map with method: and path:');
   for (const key of Object.keys(spec)) {
-    if (!OBJECT_RULE_KEYS.has(key)) throw new RuleKeyError([key], `unknown key "${key}" in a rule (${[...OBJECT_RULE_KEYS].join(', ')})`);
+    if (!OBJECT_RULE_KEYS.has(key)) throw new RuleKeyError([key], unknownKeyMessage(key, OBJECT_RULE_KEYS, ` in a rule (${[...OBJECT_RULE_KEYS].join(', ')})`));
   }
   const method = spec.method;
   let methods: string;

@@ -73,7 +73,7 @@ describe('extends', () => {
 `,
     });
     expect(problemsOf(() => loadPolicyDir(dir, dir))).toEqual([
-      '5:9 "GET /api/v4/projects/:id/issues" is not a rule of preset presets/mine (presets/mine.yaml); it has "GET,POST /api/v4/projects/:id/issues"',
+      '5:9 "GET /api/v4/projects/:id/issues" is not a rule of preset presets/mine (presets/mine.yaml); the closest rule is "GET,POST /api/v4/projects/:id/issues"',
       '6:9 "GET /api/v4/nothing" is not a rule of preset presets/mine (presets/mine.yaml)',
       '8:13 remove takes rules out of a preset: it needs extends',
       expect.stringMatching(/^10:14 unknown preset "presets\/absent": no presets\/absent\.yaml in /),

@@ -9,6 +9,7 @@ import { Matcher } from './matcher.ts';
 import { parseTests } from './policy-tests.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
 import { PRESET_REF, PresetFileSchema, type ClientDoc } from './schema.ts';
+import { keysAt, nearest, unknownKeyMessage } from './suggest.ts';
 import { parseYaml, type Located } from './yaml-locate.ts';
 
 /** The package's own policies/ folder; its presets/ sub-folder holds the built-in presets. */
@@ -120,7 +121,7 @@ export function compilePreset(source: PresetSource, problems: PolicyProblem[]): 
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problem(yaml.keyAt([...issue.path, key]), `unknown key "${key}"${key === 'clients' ? ' (a preset has preset:, description: and allow:)' : ''}`);
+        for (const key of issue.keys) problem(yaml.keyAt([...issue.path, key]), unknownKeyMessage(key, keysAt(PresetFileSchema, issue.path), key === 'clients' ? ' (a preset has preset:, description: and allow:)' : ''));
       } else {
         problem(yaml.at(issue.path), `${issue.path.join('.') || 'preset'}: ${issue.message}`);
       }
@@ -184,9 +185,10 @@ export function completeClient(
     } else {
       remove.forEach((text, i) => {
         if (typeof text !== 'string' || preset.rules.some((r) => r.text === text)) return;
+        // The closest rule: the same path with other methods first, else the nearest text.
         const path = text.slice(text.indexOf(' ') + 1);
-        const near = preset.rules.find((r) => r.text.endsWith(` ${path}`));
-        problem(['remove', i], `"${text}" is not a rule of preset ${ref} (${preset.source.display})${near ? `; it has "${near.text}"` : ''}`);
+        const near = preset.rules.find((r) => r.text.endsWith(` ${path}`))?.text ?? nearest(text, preset.rules.map((r) => r.text), 0.25);
+        problem(['remove', i], `"${text}" is not a rule of preset ${ref} (${preset.source.display})${near ? `; the closest rule is "${near}"` : ''}`);
       });
       const removed = new Set<unknown>(remove);
       inherited = preset.rules.filter((r) => !removed.has(r.text));

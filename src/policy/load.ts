@@ -20,6 +20,7 @@ import type { Client, Policy, PolicyProblem } from '../types.ts';
 
 export type { Client, Policy, PolicyProblem };
 
+import { keysAt, unknownKeyMessage } from './suggest.ts';
 
 
 
@@ -92,11 +93,15 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
     problems.push({ file, line: pos.line, col: pos.col, message });
   };
   const lineOf = (path: readonly PropertyKey[]): number => lineCounter.linePos(nodeOffset(doc, path) ?? 0).line;
-  const report = (base: readonly PropertyKey[], issues: readonly z.core.$ZodIssue[]): void => {
+  const report = (base: readonly PropertyKey[], schema: z.ZodType, issues: readonly z.core.$ZodIssue[]): void => {
     for (const issue of issues) {
       const path = [...base, ...issue.path];
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) at(keyOffset(doc, [...path, key]), `unknown key "${key}"`);
+        for (const key of issue.keys) at(keyOffset(doc, [...path, key]), unknownKeyMessage(key, keysAt(schema, issue.path)));
+      } else if (path.length === 1 && path[0] === 'clients' && issue.code === 'invalid_type') {
+        at(nodeOffset(doc, path), doc.contents === null
+          ? 'the file is empty: a policy file is a "clients:" map with one entry per client (docs/policy.md)'
+          : 'clients: missing or not a map: a policy file is a "clients:" map with one entry per client (docs/policy.md)');
       } else {
         at(nodeOffset(doc, path), `${path.slice(1).join('.')}: ${issue.message}`);
       }
@@ -107,7 +112,7 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
 
   const top = PolicyFileShape.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
   if (!top.success) {
-    report([], top.error.issues);
+    report([], PolicyFileShape, top.error.issues);
     return;
   }
   // Each client's `allow:` sequence, found once: looking each rule up from the root (getIn)
@@ -125,7 +130,7 @@ function loadFile(file: string, text: string, clients: Map<string, Client>, defi
     if (!CLIENT_NAME.test(name)) at(nameOffset, `client name "${name}" must be lower case letters, digits, ".", "_" or "-"`);
     if (name === 'system') at(nameOffset, 'client name "system" is reserved for the proxy\'s own audit lines');
     const parsed = ClientSchema.safeParse(raw);
-    if (!parsed.success) report(['clients', name], parsed.error.issues);
+    if (!parsed.success) report(['clients', name], ClientSchema, parsed.error.issues);
     // Rules are checked even when other keys are wrong, so every problem shows at once.
     const spec = (parsed.success ? parsed.data : raw) as ClientDoc;
     const client = buildClient(name, spec, where,

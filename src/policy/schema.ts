@@ -85,6 +85,10 @@ export const ClientSchema = z.strictObject({
     .min(1)
     .optional()
     .describe('Requests allowed at once after a quiet spell (the token bucket\'s size); defaults to the N of rate_limit.'),
+  source_ips: z
+    .array(z.string())
+    .optional()
+    .describe('Addresses or CIDRs this client\'s tokens are accepted from (the client address behind TRUSTED_PROXIES); from anywhere else 401.'),
   allow: z
     .array(z.union([z.string(), z.record(z.string(), z.unknown())]))
     .optional()

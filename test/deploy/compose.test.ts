@@ -6,9 +6,11 @@
 // In CI (CI set) a missing CLI fails the suite. Elsewhere the test falls back
 // to reading docker-compose.yml with the yaml package, so it always checks
 // something.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -325,5 +327,82 @@ describe('.env.example', () => {
   it('holds no secret values', () => {
     for (const entry of entries) expect(SECRET_VALUE_SETTINGS).not.toContain(entry.key);
     expect(text).not.toMatch(/glpat-|BEGIN [A-Z ]*PRIVATE KEY/);
+  });
+});
+
+describe('docker-compose.yml: pre-start secrets check and health check', () => {
+  const script = join(REPO_ROOT, 'src', 'ops', 'secrets-check.ts');
+  const node = process.execPath;
+
+  function runCheck(dir: string, args: string[], opts: { uid?: number } = {}): { status: number | null; out: string } {
+    const r = spawnSync(node, [script, dir, ...args], { encoding: 'utf8', timeout: 30_000, ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
+    return { status: r.status, out: (r.stdout + r.stderr).trim() };
+  }
+
+  it('runs the secrets check before the proxy, on the ./secrets directory, for every secret the proxy mounts', () => {
+    const check = ((rendered.model['services'] ?? {}) as Obj)['secrets-check'] as Obj;
+    expect(check, 'service secrets-check').toBeDefined();
+    const dependsOn = service['depends_on'] as Obj;
+    expect((dependsOn['secrets-check'] as Obj)['condition']).toBe('service_completed_successfully');
+    const mount = mountsOf(check).find((m) => m.target === '/secrets');
+    expect(mount?.type).toBe('bind');
+    expect(mount?.source).toMatch(/(^\.\/|\/)secrets$/);
+    expect(mount?.readOnly).toBe(true);
+    const entrypoint = ([] as Json[]).concat(check['entrypoint'] ?? []).map(String);
+    expect(entrypoint.slice(0, 3)).toEqual(['node', 'dist/ops/secrets-check.js', '/secrets']);
+    const checked = entrypoint.slice(3).map((a) => a.split(':')[0]);
+    const files = Object.values(rendered.model['secrets'] as Obj).map((s) => String((s as Obj)['file']).split('/').pop());
+    expect(checked.sort()).toEqual(files.sort());
+  });
+
+  it('says in one line what is wrong with a secret file, and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsp-secrets-'));
+    chmodSync(dir, 0o755);
+    try {
+      const args = ['gitlab_token', 'jwt_secret:32'];
+      const missing = runCheck(dir, args);
+      expect(missing).toEqual({ status: 2, out: 'secrets check: secrets/gitlab_token is missing: create it as docs/deploy.md step 1 says' });
+      writeFileSync(join(dir, 'gitlab_token'), `${randomBytes(10).toString('hex')}\n`);
+      mkdirSync(join(dir, 'jwt_secret'));
+      expect(runCheck(dir, args).out).toMatch(/^secrets check: secrets\/jwt_secret is a directory, not a file/);
+      rmSync(join(dir, 'jwt_secret'), { recursive: true });
+      writeFileSync(join(dir, 'jwt_secret'), '\n');
+      expect(runCheck(dir, args).out).toBe('secrets check: secrets/jwt_secret is empty');
+      writeFileSync(join(dir, 'jwt_secret'), 'short\n');
+      expect(runCheck(dir, args).out).toBe('secrets check: secrets/jwt_secret holds 5 bytes; it needs at least 32');
+      const jwtSecret = randomBytes(32).toString('base64');
+      writeFileSync(join(dir, 'jwt_secret'), `${jwtSecret}\n`);
+      chmodSync(join(dir, 'jwt_secret'), 0o400);
+      expect(runCheck(dir, args)).toEqual({ status: 0, out: 'secrets check: ok' });
+      // As the container user (uid 10001), a root-owned 0400 file cannot be read. Only root can
+      // switch users to show it.
+      if (process.getuid?.() === 0) {
+        const unreadable = runCheck(dir, args, { uid: 10001 });
+        expect(unreadable.status).toBe(2);
+        expect(unreadable.out).toMatch(/^secrets check: secrets\/jwt_secret is not readable by the container user \(uid 10001\): sudo chown 10001:10001/);
+        expect(unreadable.out).not.toContain(jwtSecret);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('health-checks the admin listener at ADMIN_HOST', async () => {
+    const test = ([] as Json[]).concat((service['healthcheck'] as Obj)['test'] ?? []).map(String);
+    expect(test.slice(0, 3)).toEqual(['CMD', 'node', '-e']);
+    const probe = test[3]!;
+    // An admin listener on 127.0.0.2 only: found with ADMIN_HOST, not on 127.0.0.1.
+    const admin = createServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 404).end());
+    await new Promise<void>((resolve) => admin.listen(0, '127.0.0.2', resolve));
+    const port = String((admin.address() as AddressInfo).port);
+    const health = (env: Record<string, string>): Promise<number | null> =>
+      new Promise((resolve) => spawn(node, ['-e', probe], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: 'ignore' }).on('exit', resolve));
+    try {
+      expect(await health({ ADMIN_HOST: '127.0.0.2', ADMIN_PORT: port })).toBe(0);
+      expect(await health({ ADMIN_PORT: port })).toBe(1);
+      expect(await health({ ADMIN_HOST: '0.0.0.0', ADMIN_PORT: port })).toBe(1);
+    } finally {
+      admin.close();
+    }
   });
 });

@@ -31,6 +31,9 @@ const EXPECTED_DOCUMENTS: Record<string, Array<[kind: string, apiVersion: string
   'pdb.yaml': [['PodDisruptionBudget', 'policy/v1']],
   'networkpolicy.yaml': [['NetworkPolicy', 'networking.k8s.io/v1']],
   'servicemonitor.yaml': [['ServiceMonitor', 'monitoring.coreos.com/v1']],
+  'serviceaccount.yaml': [['ServiceAccount', 'v1']],
+  'prometheusrule.yaml': [['PrometheusRule', 'monitoring.coreos.com/v1']],
+  'grafana-dashboard.yaml': [['ConfigMap', 'v1']],
   'pvc.yaml': [['PersistentVolumeClaim', 'v1']],
 };
 

@@ -99,6 +99,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 /run/secrets/gitlab-scope-proxy
 {{- end }}
 
+{{/* ServiceAccount the pods run as. */}}
+{{- define "gsp.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "gsp.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+GitLab's TCP port, from gitlab.url: its explicit port, else 443 for https and
+80 for http (values.schema.json only admits http and https URLs).
+*/}}
+{{- define "gsp.gitlabPort" -}}
+{{- $url := urlParse .Values.gitlab.url }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- if $port }}
+{{- $port }}
+{{- else if eq $url.scheme "http" }}
+{{- "80" }}
+{{- else }}
+{{- "443" }}
+{{- end }}
+{{- end }}
+
 {{/* Whether OAuth state lives in a SQLite file on a PersistentVolumeClaim (OAuth on, no Redis). */}}
 {{- define "gsp.sqliteState" -}}
 {{- if and .Values.oauth.gitlabClientId (not .Values.store.redisUrl) }}true{{ end }}
