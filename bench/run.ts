@@ -251,7 +251,8 @@ const largeJwt = await mint(largeBenchClient);
  *  measures the process production runs. */
 const START_FLAGS = ((): string[] => {
   const start = (JSON.parse(readFileSync(new URL('../package.json', HERE), 'utf8')) as { scripts: Record<string, string> }).scripts['start'] ?? '';
-  const words = start.trim().split(/\s+/);
+  // "exec node ...": npm start replaces its shell with node, so signals reach the proxy.
+  const words = start.trim().split(/\s+/).filter((w, i) => !(i === 0 && w === 'exec'));
   return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
 })();
 const childExecArgv = (name: string): string[] => [
