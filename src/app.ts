@@ -58,6 +58,7 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
   try {
     const request = canonicalize(incoming.method ?? '', incoming.url ?? '', incoming.rawHeaders, deps.publicRoot);
     ctx.queryKeys = request.query.map((p) => p.key);
+    ctx.userAgent = request.forwardHeaders['user-agent'] ?? null;
     // Answered for anyone, before authentication, as GitLab does (decide() says the same).
     if (request.method === 'OPTIONS') return answerOptions(ctx);
 

@@ -25,6 +25,8 @@ export interface RequestContext {
   timedOut: boolean;
   /** The client's address (src/ops/request-id.ts; behind TRUSTED_PROXIES, the forwarded one). */
   ip?: string | null;
+  /** The User-Agent as canonicalization read it (null: none); undefined: not read. */
+  userAgent?: string | null;
   /** Set by the OAuth endpoints (src/oauth/routes.ts). */
   oauth?: OAuthAuditDetail;
 }
@@ -67,7 +69,8 @@ export function contextOf(req: IncomingMessage): RequestContext {
 const ms = (from: bigint, to: bigint): number => Math.round(Number(to - from) / 1e4) / 100;
 
 export function auditRecord(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): AuditRecord {
-  const ua = req.headers['user-agent'];
+  // req.headers is built on first use; canonicalization has usually read the header already.
+  const ua = ctx.userAgent !== undefined ? ctx.userAgent : req.headers['user-agent'];
   const record: AuditRecord = {
     reqId: ctx.reqId,
     client: ctx.client,

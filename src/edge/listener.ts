@@ -84,7 +84,7 @@ export function createEdge(d: EdgeDeps): Server {
       void honoListener(req, res);
       return;
     }
-    checkPublicHost(req.headers.host);
+    if (config.publicUrl) checkPublicHost(req.headers.host);
     const ctx = attachContext(req);
     identifyRequest(req, res, ctx, config.trustedProxies);
     res.once('close', () => finish(ctx, req, res));

@@ -23,8 +23,12 @@ export function hostDiffers(publicUrl: URL, hostHeader: string | undefined): boo
 export function publicUrlWatch(publicUrl: URL | undefined, warn: (host: string, publicHost: string) => void): (hostHeader: string | undefined) => void {
   if (!publicUrl) return () => {};
   let warned = false;
+  let lastSeen: string | undefined;
   return (hostHeader) => {
-    if (warned || !hostDiffers(publicUrl, hostHeader)) return;
+    // Clients send the same Host on every request: each new one is parsed once.
+    if (warned || hostHeader === lastSeen) return;
+    lastSeen = hostHeader;
+    if (!hostDiffers(publicUrl, hostHeader)) return;
     warned = true;
     warn(hostHeader!.slice(0, 255), publicUrl.host);
   };

@@ -21,8 +21,13 @@ export function incomingRequestId(header: string | string[] | undefined, fromTru
  */
 export function identifyRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, trusted: BlockList | undefined): void {
   const remote = req.socket.remoteAddress;
-  ctx.ip = clientAddress(remote, req.headers, trusted);
-  const incoming = incomingRequestId(req.headers['x-request-id'], trusted !== undefined && remote !== undefined && contains(trusted, remote));
-  if (incoming !== undefined) ctx.reqId = incoming;
+  // req.headers is built on first use: without TRUSTED_PROXIES nothing here needs it.
+  if (trusted === undefined) {
+    ctx.ip = clientAddress(remote, {}, undefined);
+  } else {
+    ctx.ip = clientAddress(remote, req.headers, trusted);
+    const incoming = incomingRequestId(req.headers['x-request-id'], remote !== undefined && contains(trusted, remote));
+    if (incoming !== undefined) ctx.reqId = incoming;
+  }
   res.setHeader('X-Request-Id', ctx.reqId);
 }
