@@ -47,6 +47,10 @@ export const CLASS_RULES: readonly (readonly [string, RiskClass, string])[] = [
   ['* /api/v4/**/gpg_keys/**', 'credential', 'GPG keys make commits show as verified for a user'],
   ['* /api/v4/**/ssh_certificates/**', 'credential', 'SSH certificate authorities grant git access over SSH'],
   ['* /api/v4/**/variables/**', 'credential', 'CI/CD variables hold secrets'],
+  // A schedule's details carry its variables with their values (lib/api/entities/ci/
+  // pipeline_schedule_details.rb: expose :variables, using: Entities::Ci::Variable).
+  ['GET,HEAD,PUT /api/v4/projects/:id/pipeline_schedules/:pipeline_schedule_id', 'credential', 'answers with the schedule\'s CI/CD variables and their values'],
+  ['POST /api/v4/projects/:id/pipeline_schedules/:pipeline_schedule_id/take_ownership', 'credential', 'answers with the schedule\'s CI/CD variables and their values'],
   ['* /api/v4/projects/:id/secure_files/**', 'credential', 'secure files are CI secrets (keystores, profiles)'],
   ['* /api/v4/projects/:id/triggers/**', 'credential', 'pipeline trigger tokens'],
   ['* /api/v4/projects/:id/cluster_agents/:agent_id/tokens/**', 'credential', 'Kubernetes agent tokens'],

@@ -104,6 +104,9 @@ describe('floor', () => {
     expect(floor('GET', segs('/api/v4/license'), { admin: true })).toBeUndefined();
     expect(floor('HEAD', segs('/api/v4/projects/5/variables'), {})).toMatch(/^credential-route: GET /);
     expect(floor('GET', segs('/api/v4/projects/5'), {})).toBeUndefined();
+    // Found by an outside review: a schedule's details carry its variables' values.
+    expect(floor('GET', segs('/api/v4/projects/5/pipeline_schedules/3'), {})).toMatch(/^credential-route: GET \/api\/v4\/projects\/:id\/pipeline_schedules\/:pipeline_schedule_id /);
+    expect(floor('GET', segs('/api/v4/projects/5/pipeline_schedules'), {})).toBeUndefined();
     expect(floor('GET', segs('/api/v4/nonsense'), {})).toBeUndefined();
   });
 });
