@@ -133,8 +133,13 @@ function pathReadings(path: string): string[][] | string {
   }
   const readings = [segs];
   const last = segs.at(-1);
-  // Grape's optional (.json) suffix (grape lib/grape/path.rb).
-  if (last !== undefined && last.endsWith('.json')) readings.push([...segs.slice(0, -1), last.slice(0, -5)]);
+  // Grape's optional format suffix: "(.:format)" with GitLab's two content types (grape
+  // lib/grape/path.rb), so the last segment may end at any "." ("projects.JSON" is "projects").
+  if (last !== undefined) {
+    for (let i = last.indexOf('.'); i > 0; i = last.indexOf('.', i + 1)) {
+      if (i < last.length - 1) readings.push([...segs.slice(0, -1), last.slice(0, i)]);
+    }
+  }
   return readings;
 }
 
