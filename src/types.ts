@@ -265,7 +265,8 @@ export const REASONS = {
   'redirect-outside-allowlist': 'forbidden', 'connection-closed': 'malformed',
   'client-aborted': 'malformed', 'shutdown': 'unavailable', 'unprocessed': 'internal',
   // notes on what was allowed or answered locally
-  'options': 'not-found', 'scope-checked': 'forbidden', 'list-filtered': 'forbidden',
+  // (the code of a note is never used to answer)
+  'options': 'not-found', 'scope-checked': 'forbidden',
   // the OAuth provider (src/oauth/, docs/oauth.md): its events, then its refusals (`detail`:
   // the RFC 6749 error code, or why a request page was shown)
   'oauth-metadata': 'not-found', 'oauth-authorize': 'forbidden', 'oauth-signed-in': 'forbidden',

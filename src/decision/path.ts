@@ -38,7 +38,7 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
   const others = otherReadings(req);
   for (const alias of [...(req.formatAlias ? [req.formatAlias] : []), ...others]) {
     const aliasFixed = floor(client, req.method, alias);
-    if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail}${ALIAS}`);
+    if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail}${alias === req.formatAlias ? ALIAS : ' (read without its format suffix)'}`);
   }
   const fixed = floor(client, req.method, req.segments);
   if (fixed) return fixed;
