@@ -52,12 +52,8 @@ async function post(body: string, scoped = false): Promise<Outcome> {
   const res = await fetch(`${h.url}/api/graphql`, { method: 'POST', headers: { Authorization: `Bearer ${scoped ? scopedJwt : jwt}`, 'Content-Type': 'application/json' }, body });
   await res.arrayBuffer();
   const reqId = res.headers.get('x-request-id');
-  const end = Date.now() + 2000;
-  let audit: AuditLine | undefined;
-  while (!(audit = h.audit.find((l) => l.reqId === reqId))) {
-    if (Date.now() > end) throw new Error(`no audit line for ${reqId}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  // The line is written when the response has ended: wait for that event, not a time.
+  const audit = await h.waitForAuditLine((l) => l.reqId === reqId, `the audit line of ${reqId}`);
   const received = h.standin.requests.filter((r) => r.path === '/api/graphql').map((r) => JSON.parse(r.body.toString('utf8')) as unknown);
   return { status: res.status, received, audit };
 }

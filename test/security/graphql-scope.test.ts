@@ -41,12 +41,8 @@ async function gql(query: string, opts: { client?: string; variables?: Record<st
   });
   const text = await res.text();
   const reqId = res.headers.get('x-request-id');
-  const end = Date.now() + 2000;
-  let audit: AuditLine | undefined;
-  while (!(audit = h.audit.find((l) => l.reqId === reqId))) {
-    if (Date.now() > end) throw new Error(`no audit line for ${reqId}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  // The line is written when the response has ended: wait for that event, not a time.
+  const audit = await h.waitForAuditLine((l) => l.reqId === reqId, `the audit line of ${reqId}`);
   // The proxy forwards before it answers: what GitLab got is recorded by now. Scope look-ups
   // are REST GETs under /api/v4 and are not counted.
   const received = h.standin.requests.filter((r) => r.path === '/api/graphql').map((r) => (JSON.parse(r.body.toString('utf8')) as { query: string }).query);
