@@ -89,7 +89,7 @@ export interface Answer {
 
 export interface AnswerContext {
   reqId?: string | undefined;
-  /** WWW-Authenticate for a 401 on a git route (src/git/serve.ts gitChallenge). */
+  /** WWW-Authenticate for a 401 on a git route (src/git/challenge.ts gitChallenge). */
   challenge?: string | undefined;
   /** The request body was not read whole: what is left of it must not be read as a request. */
   bodyUnread?: boolean;

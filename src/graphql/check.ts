@@ -1,7 +1,7 @@
 // GraphQL on /api/graphql (reference item 13): which clients may use it at all, the request
 // line and body rules, and the project/group scope of `project(fullPath:)` / `group(fullPath:)`.
-// The pipeline (src/app.ts) calls authorizeGraphql from authorize(), checkGraphqlRequestLine
-// before reading the body and checkGraphqlBody after.
+// The decision (src/decision/decide.ts) calls authorizeGraphql through decidePath,
+// checkGraphqlRequestLine before reading the body and checkGraphqlBody after.
 import type { Client, Reason } from '../types.ts';
 import { parseJsonStrict } from '../request/json.ts';
 import { ProxyError } from '../errors.ts';

@@ -14,7 +14,7 @@ export const TOKEN_SCOPES = ['read_api', 'read_user', 'read_repository', 'write_
  * The REST rules a scope stands for. GET admits HEAD (src/policy/rule.ts).
  * - read_api: every read of the API (GitLab: "Grants read access to the API, including all
  *   groups and projects"; lib/api/api.rb allows read_api for GET and HEAD). The fixed
- *   denials of src/policy/evaluate.ts (internal, the token's own endpoints) still apply.
+ *   denials of src/decision/path.ts (internal, the token's own endpoints) still apply.
  * - read_user: "/user" and the read-only endpoints of the Users API (lib/api/users.rb:
  *   `allow_access_with_scope :read_user, if: -> (request) { request.get? || request.head? }`).
  *   Endpoints under /users/:id that live in other API classes (projects, events,

@@ -1,5 +1,5 @@
 // The second half of authorization, after the path and method found their rules
-// (src/policy/evaluate.ts) and the body was read: object rules' constraints, the client's and
+// (src/decision/path.ts) and the body was read: object rules' constraints, the client's and
 // the rule's project/group scope, and which list answers must be filtered. Async because
 // scope asks GitLab who a project or group is (src/scope/scope.ts).
 import { bodyFields, constraintFailure, targetFailure, type ConstraintInput, type Failure } from '../policy/constraints.ts';
