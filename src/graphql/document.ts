@@ -10,7 +10,7 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
-import { graphqlDenied, graphqlMalformed } from './errors.ts';
+import { graphqlDenied, graphqlMalformed, graphqlSyntaxError } from './errors.ts';
 import { readingDifference } from './gitlab-text.ts';
 import type { FieldTree, GraphqlPolicy } from '../policy/graphql-policy.ts';
 
@@ -47,7 +47,7 @@ export function analyzeEntry(entry: GraphqlEntry, policy: GraphqlPolicy): EntryA
     // graphql-ruby and graphql-js disagree on some texts GitLab would still run (a raw newline
     // inside "..." is escaped first: graphql_controller.rb escape_single_quoted_newlines);
     // refusing every text graphql-js cannot read keeps one reading.
-    throw graphqlMalformed('syntax-error', err instanceof Error ? err.message : 'cannot parse the query');
+    throw graphqlSyntaxError(err instanceof Error ? err.message : 'cannot parse the query');
   }
   const difference = readingDifference(entry.query, entry.preprocessed);
   if (difference) throw graphqlMalformed(`ambiguous-text: ${difference}`);

@@ -17,3 +17,8 @@ export const graphqlMalformed = (what: string, detail?: string): ProxyError =>
 
 /** A GraphQL request whose body is not JSON: 415. */
 export const graphqlUnsupportedMedia = (what: string): ProxyError => graphqlRefusal('unsupported-media', 'content-type', what);
+
+/** The query does not parse: 400. graphql-js's message quotes the query text, which the client
+ *  may read but the audit line, which never holds request values, does not get. */
+export const graphqlSyntaxError = (parserMessage: string): ProxyError =>
+  new ProxyError('malformed', 'graphql-malformed', { message: `graphql: syntax-error: ${parserMessage}`, detail: 'syntax-error', format: 'graphql' });
