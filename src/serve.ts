@@ -4,21 +4,31 @@
 // during the drain cuts the remaining connections at once.
 import { createOpsLog } from './audit/audit.ts';
 import { loadConfig } from './config/env.ts';
-import { startProxy } from './server.ts';
+import { startProxy, type RunningProxy as Proxy } from './server.ts';
 
 /** Resolves -1: the process keeps running until a signal ends it. */
 export async function runServe(env: Record<string, string | undefined> = process.env): Promise<number> {
   const config = loadConfig(env);
   const ops = createOpsLog(config.logLevel);
-  const proxy = await startProxy(config, { ops, admin: true, watch: true });
-
+  // Signal handlers go in before the proxy starts: the "listening" line is written inside
+  // startProxy, and a supervisor that signals as soon as it reads it must not meet Node's
+  // default action (SIGHUP and SIGUSR1 would kill the process). What arrives during start-up
+  // is held and run once the proxy is up.
+  const up: { proxy?: Proxy } = {};
+  const held: (() => void)[] = [];
+  const whenUp = (run: (p: Proxy) => void) => (): void => {
+    if (up.proxy) run(up.proxy);
+    else held.push(() => run(up.proxy!));
+  };
   // reloadNow logs and audits the outcome itself, success or refusal.
-  process.on('SIGHUP', () => void proxy.reloadNow('sighup'));
+  process.on('SIGHUP', whenUp((p) => void p.reloadNow('sighup')));
   // logrotate's postrotate: reopen AUDIT_LOG only (SIGHUP reopens it too, with a reload).
-  process.on('SIGUSR1', () => proxy.reopenAudit());
+  process.on('SIGUSR1', whenUp((p) => p.reopenAudit()));
+  process.on('SIGTERM', whenUp((p) => stop(p, 'SIGTERM')));
+  process.on('SIGINT', whenUp((p) => stop(p, 'SIGINT')));
 
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (proxy: Proxy, signal: string): void => {
     if (stopping) {
       ops.warn({ signal }, 'second signal: closing the remaining connections now');
       proxy.server.closeAllConnections();
@@ -38,9 +48,6 @@ export async function runServe(env: Record<string, string | undefined> = process
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-
   // A bug must not also cost audit lines: stop taking requests, let those in flight end (at
   // most a second), flush and sync the audit log as a shutdown does, then exit 1 as Node would.
   const crash = (err: unknown): void => {
@@ -48,9 +55,13 @@ export async function runServe(env: Record<string, string | undefined> = process
     if (stopping) return;
     stopping = true;
     setTimeout(() => process.exit(1), 3000).unref();
-    void proxy.shutdown(1000).finally(() => ops.flush(() => process.exit(1)));
+    if (!up.proxy) return void ops.flush(() => process.exit(1));
+    void up.proxy.shutdown(1000).finally(() => ops.flush(() => process.exit(1)));
   };
   process.on('uncaughtException', crash);
   process.on('unhandledRejection', crash);
+
+  up.proxy = await startProxy(config, { ops, admin: true, watch: true });
+  for (const run of held.splice(0)) run();
   return -1;
 }
