@@ -19,7 +19,10 @@ export type Literal = string | number | boolean | null;
 export type Constraint =
   | { kind: 'literal'; value: Literal }
   | { kind: 'one-of'; values: readonly Literal[] }
-  | { kind: 'pattern'; regex: RegExp; source: string };
+  /** `optional`: a field not sent at all passes (one sent must match). */
+  | { kind: 'pattern'; regex: RegExp; source: string; optional?: boolean }
+  /** A URL at or below `pin` (src/policy/url-under.ts). */
+  | { kind: 'under'; pin: string; optional?: boolean };
 
 export interface RuleConstraints {
   body: ReadonlyMap<string, Constraint>;

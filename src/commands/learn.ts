@@ -174,7 +174,10 @@ async function diff(learned: Learned, client: Client, out: (text: string) => voi
   for (const call of learned.calls) {
     // Decided as served, offline: the audit line kept no body, and paths stand for themselves.
     const decision = await decideDescribed(client, { method: call.method, target: call.path }, offlineResolver);
-    if (decision.verdict === 'allow') {
+    // A rule whose body or target: constraints refused only because the line kept no body and
+    // GitLab is not asked offline still named the call: it is used, not missing.
+    const unknowable = decision.rule !== undefined && (decision.reason === 'body-constraint' || decision.reason === 'target-unresolved');
+    if (decision.verdict === 'allow' || unknowable) {
       const key = decision.rule ? ruleKey(decision.rule.text, decision.rule.source) : (decision.ruleLabel ?? '');
       used.set(key, (used.get(key) ?? 0) + call.count);
       continue;

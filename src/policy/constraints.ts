@@ -20,6 +20,7 @@ import { parseParams, rackBase, type Param } from '../request/query.ts';
 import { parseScopePattern, ScopePatternError } from './scope-pattern.ts';
 import { parseRule, RuleSyntaxError } from './rule.ts';
 import type { Constraint, Literal, Reason, Rule, RuleConstraints, ScopePattern } from '../types.ts';
+import { isUnder, pinProblem } from './url-under.ts';
 
 export type { Constraint, Literal, RuleConstraints };
 import { unknownKeyMessage } from './suggest.ts';
@@ -85,7 +86,7 @@ export function parseObjectRule(spec: unknown, source: string): Rule {
 function constraintMap(value: unknown, key: 'body' | 'query' | 'target'): Map<string, Constraint> {
   const out = new Map<string, Constraint>();
   if (value === undefined) return out;
-  if (!isRecord(value)) throw new RuleKeyError([key], `${key} maps field names to a value, a list of values or { pattern: REGEX }`);
+  if (!isRecord(value)) throw new RuleKeyError([key], `${key} maps field names to a value, a list of values, { pattern: REGEX } or { under: URL }`);
   for (const [field, c] of Object.entries(value)) {
     if (!FIELD.test(field)) throw new RuleKeyError([key, field], `bad field name "${field}" (letters, digits, _ . -)`);
     out.set(field, parseConstraint(c, [key, field]));
@@ -103,18 +104,29 @@ function parseConstraint(value: unknown, at: readonly PropertyKey[]): Constraint
     return { kind: 'one-of', values: value as Literal[] };
   }
   if (isRecord(value)) {
-    const keys = Object.keys(value);
-    if (keys.length !== 1 || keys[0] !== 'pattern' || typeof value.pattern !== 'string') {
-      throw new RuleKeyError(at, 'a constraint is a value, a list of values or { pattern: REGEX }');
+    const { optional, ...form } = value;
+    if (optional !== undefined && typeof optional !== 'boolean') throw new RuleKeyError([...at, 'optional'], 'optional is true or false');
+    const keys = Object.keys(form);
+    if (keys.length !== 1 || (keys[0] !== 'under' && keys[0] !== 'pattern') || typeof form[keys[0]] !== 'string') {
+      throw new RuleKeyError(at, CONSTRAINT_FORMS);
     }
+    const opt = optional === true ? { optional: true } : {};
+    if (typeof form.under === 'string') {
+      const problem = pinProblem(form.under);
+      if (problem) throw new RuleKeyError([...at, 'under'], `under: ${problem}`);
+      return { kind: 'under', pin: form.under, ...opt };
+    }
+    const source = form.pattern as string;
     try {
-      return { kind: 'pattern', regex: new RegExp(value.pattern, 'u'), source: value.pattern };
+      return { kind: 'pattern', regex: new RegExp(source, 'u'), source, ...opt };
     } catch (err) {
       throw new RuleKeyError([...at, 'pattern'], `invalid regular expression: ${(err as Error).message}`);
     }
   }
-  throw new RuleKeyError(at, 'a constraint is a value, a list of values or { pattern: REGEX }');
+  throw new RuleKeyError(at, CONSTRAINT_FORMS);
 }
+
+const CONSTRAINT_FORMS = 'a constraint is a value, a list of values, { pattern: REGEX } or { under: URL } (either with optional: true)';
 
 const isLiteral = (v: unknown): v is Literal => v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
 
@@ -216,7 +228,7 @@ export function targetFailure(rule: Rule, current: unknown): Failure | undefined
   for (const [field, constraint] of target) {
     const value = (current as Record<string, unknown>)[field];
     if (value === undefined || (value !== null && typeof value === 'object')) return { reason: 'target-constraint', detail: `${field} (missing)` };
-    if (!matches(constraint, value as Literal)) return { reason: 'target-constraint', detail: `${field} (${constraint.kind === 'pattern' ? 'does not match the pattern' : 'not an allowed value'})` };
+    if (!matches(constraint, value as Literal)) return { reason: 'target-constraint', detail: `${field} (${mismatch(constraint)})` };
   }
   return undefined;
 }
@@ -236,30 +248,43 @@ export function constraintFailure(rule: Rule, input: ConstraintInput): Failure |
       if (queryKeys.includes(denied) || bodyKeys.includes(denied)) return { reason: 'deny-field', detail: denied };
     }
   }
+  // GitLab reads one `params` made of the query with the body merged over it (Rack's
+  // GET.merge(POST), which Grape's JSON parsing feeds): a constrained field sent on the other
+  // side as well could be the value GitLab uses, so it is refused wherever it turns up twice.
   for (const [field, constraint] of c.query) {
-    const problem = fieldProblem(input.query.map((p) => ({ key: p.key, value: p.value })), field, constraint);
+    const problem = fieldProblem(input.query.map((p) => ({ key: p.key, value: p.value })), field, constraint)
+      ?? (sentIn(fields()?.entries, field) ? 'also sent in the body' : undefined);
     if (problem) return { reason: 'query-constraint', detail: `${field} (${problem})` };
   }
   if (c.body.size > 0) {
     const parsed = fields();
     for (const [field, constraint] of c.body) {
-      const problem = parsed ? fieldProblem(parsed.entries, field, constraint) : 'body cannot be parsed';
+      const problem = (sentIn(input.query, field) ? 'also sent in the query' : undefined)
+        ?? (parsed ? fieldProblem(parsed.entries, field, constraint) : 'body cannot be parsed');
       if (problem) return { reason: 'body-constraint', detail: `${field} (${problem})` };
     }
   }
   return undefined;
 }
 
+/** Whether `field` is among `entries` in any of Rack's spellings (any case, brackets). */
+const sentIn = (entries: readonly { key: string }[] | undefined, field: string): boolean =>
+  entries !== undefined && entries.some((e) => rackBase(e.key) === field.toLowerCase());
+
 function fieldProblem(entries: readonly { key: string; value: unknown }[], field: string, constraint: Constraint): string | undefined {
   const base = field.toLowerCase();
   const sent = entries.filter((e) => rackBase(e.key) === base);
-  if (sent.length === 0) return 'missing';
+  if (sent.length === 0) return constraint.kind !== 'literal' && constraint.kind !== 'one-of' && constraint.optional === true ? undefined : 'missing';
   // "url[]", "URL" or a repeated key could be read as another value than the one checked.
   if (sent.length > 1 || sent[0]!.key !== field) return 'must be sent once, as a single value';
   const value = sent[0]!.value;
   if (value !== null && typeof value === 'object') return 'must be a single value';
-  return matches(constraint, value as Literal) ? undefined : constraint.kind === 'pattern' ? 'does not match the pattern' : 'not an allowed value';
+  return matches(constraint, value as Literal) ? undefined : mismatch(constraint);
 }
+
+/** The audit detail's words for a value the constraint refuses. */
+const mismatch = (constraint: Constraint): string =>
+  constraint.kind === 'pattern' ? 'does not match the pattern' : constraint.kind === 'under' ? 'not under the pinned URL' : 'not an allowed value';
 
 /** Query and form values are strings: "true" matches true and "5" matches 5. */
 function matches(constraint: Constraint, value: Literal): boolean {
@@ -271,6 +296,8 @@ function matches(constraint: Constraint, value: Literal): boolean {
       return constraint.values.some((v) => same(v, value));
     case 'pattern':
       return value !== null && constraint.regex.test(String(value));
+    case 'under':
+      return isUnder(value, constraint.pin);
   }
 }
 
@@ -281,6 +308,7 @@ export function describeConstraints(rule: Rule): string | undefined {
   const parts = [
     ...[...c.query.keys()].map((f) => `query ${f}`),
     ...[...c.body.keys()].map((f) => `body ${f}`),
+    ...[...c.target.keys()].map((f) => `target ${f}`),
     ...(c.denyFields.length ? [`deny_fields ${c.denyFields.join(',')}`] : []),
     ...(c.projects ? [`projects ${c.projects.map((p) => p.text).join(',')}`] : []),
     ...(c.groups ? [`groups ${c.groups.map((p) => p.text).join(',')}`] : []),

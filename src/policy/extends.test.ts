@@ -109,7 +109,7 @@ describe('extends', () => {
 
   it('looks in POLICY_DIR first, then the built-in presets, and a preset edit changes the checksum', () => {
     const own = 'preset: glean\nallow:\n  - GET /api/v4/version\n';
-    const dir = policyDir({ 'presets/glean.yaml': own, 'a.yaml': 'clients:\n  c:\n    extends: presets/glean\n  d:\n    extends: presets/sentry\n' });
+    const dir = policyDir({ 'presets/glean.yaml': own, 'a.yaml': 'clients:\n  c:\n    extends: presets/glean\n  d:\n    extends: presets/sentry\n    settings: { webhook_url: "https://sentry.example/extensions/gitlab/webhook/" }\n' });
     const policy = loadPolicyDir(dir, dir);
     expect(policy.clients.get('c')!.rules.map((r) => r.text)).toEqual(['GET /api/v4/version']);
     expect(policy.clients.get('d')!.rules[0]!.source).toMatch(/policies\/presets\/sentry\.yaml:\d+$/);
@@ -119,7 +119,7 @@ describe('extends', () => {
   });
 
   it('resolves built-in presets from compilePolicy too, and presets are never loaded as policy files', () => {
-    const p = compilePolicy([{ display: 'a.yaml', text: 'clients:\n  c:\n    extends: presets/zoom\n' }], { presets: presetFinder([BUILTIN_POLICY_DIR]) });
+    const p = compilePolicy([{ display: 'a.yaml', text: 'clients:\n  c:\n    extends: presets/zoom\n    settings: { webhook_url: "https://hooks.zoom.example/gitlab/" }\n' }], { presets: presetFinder([BUILTIN_POLICY_DIR]) });
     expect(p.clients.get('c')!.rules.length).toBeGreaterThan(0);
     const dir = policyDir({ 'presets/mine.yaml': MINE });
     expect(loadPolicyDir(dir, dir).clients.size).toBe(0);

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import type { Client, PolicyProblem } from '../types.ts';
 import { Matcher } from './matcher.ts';
 import { parseTests } from './policy-tests.ts';
+import { parseObjectRule, RuleKeyError } from './constraints.ts';
 import { parseRule, RuleSyntaxError, type Rule } from './rule.ts';
+import { pinProblem } from './url-under.ts';
 import { PRESET_REF, PresetFileSchema, type ClientDoc } from './schema.ts';
 import { keysAt, nearest, unknownKeyMessage } from './suggest.ts';
 import { parseYaml, type Located } from './yaml-locate.ts';
@@ -32,9 +34,19 @@ export interface PresetFinder {
 export interface Preset {
   name: string;
   description: string | undefined;
+  /** What each client must set (name -> description), used in rules as { under: "${name}" }. */
+  settings: ReadonlyMap<string, string>;
+  /** The rules, with a stand-in value for each setting (for summaries of the preset itself). */
   rules: readonly Rule[];
+  /** The rules with a client's values for the settings (all of them, each a valid pin). */
+  rulesFor: (values: Readonly<Record<string, string>>) => Rule[];
   source: PresetSource;
 }
+
+/** `${name}`: a preset setting, the whole of an `under:` value. */
+const SETTING_REF = /^\$\{([a-z][a-z0-9_]{0,63})\}$/;
+/** What a setting stands for while the preset itself is checked and summarised. */
+const STAND_IN_PIN = 'https://setting.invalid/';
 
 /** Looks a reference such as "presets/glean" up as DIR/presets/glean.yaml (or .yml) in each
  *  folder in turn: POLICY_DIR first, then the built-in policies. */
@@ -132,25 +144,84 @@ export function compilePreset(source: PresetSource, problems: PolicyProblem[]): 
   const spec = parsed.data;
   const fileName = basename(source.path).replace(/\.ya?ml$/, '');
   if (spec.preset !== fileName) problem(yaml.at(['preset']), `preset "${spec.preset}" must be named after its file ("${fileName}")`);
+  const settings = new Map(Object.entries(spec.settings ?? {}).map(([name, s]) => [name, s.description]));
+  const standIns = Object.fromEntries([...settings.keys()].map((name) => [name, STAND_IN_PIN]));
+  const entries: { spec: unknown; source: string }[] = [];
   const rules: Rule[] = [];
   const texts = new Map<string, number>();
-  spec.allow.forEach((text, i) => {
+  const used = new Set<string>();
+  spec.allow.forEach((raw, i) => {
     const where = yaml.at(['allow', i]);
-    const first = texts.get(text);
-    if (first !== undefined) problem(where, `rule is already listed on line ${first}`);
-    texts.set(text, where.line);
+    const ruleSource = `${source.display}:${where.line}`;
     try {
-      rules.push(parseRule(text, `${source.display}:${where.line}`));
+      // A map is an object rule (method, path, constraints: src/policy/constraints.ts); its
+      // `under:` values may name settings, checked here with a stand-in URL.
+      const rule = typeof raw === 'string' ? parseRule(raw, ruleSource)
+        : parseObjectRule(fillSettings(raw, standIns, (name) => (settings.has(name) ? used.add(name) : undefined)), ruleSource);
+      const first = texts.get(rule.text);
+      if (first !== undefined && typeof raw === 'string') problem(where, `rule is already listed on line ${first}`);
+      texts.set(rule.text, where.line);
+      rules.push(rule);
+      entries.push({ spec: raw, source: ruleSource });
     } catch (err) {
       if (!(err instanceof RuleSyntaxError)) throw err;
-      problem(where, err.message);
+      problem(err instanceof RuleKeyError ? yaml.at(['allow', i, ...err.keyPath]) : where, err.message);
     }
   });
+  for (const name of settings.keys()) if (!used.has(name)) problem(yaml.at(['settings', name]), `setting "${name}" is used by no rule: use it as { under: "\${${name}}" } or remove it`);
   if (found.length > 0) {
     problems.push(...found.sort(byPosition));
     return undefined;
   }
-  return { name: spec.preset, description: spec.description, rules, source };
+  const rulesFor = (values: Readonly<Record<string, string>>): Rule[] =>
+    entries.map((e) => (typeof e.spec === 'string' ? parseRule(e.spec, e.source) : parseObjectRule(fillSettings(e.spec, values), e.source)));
+  return { name: spec.preset, description: spec.description, settings, rules, rulesFor, source };
+}
+
+/**
+ * A copy of an object rule with each `under: "${name}"` replaced by the setting's value. A
+ * setting anywhere else (inside a pattern, a path) is refused: only `under:` compares the
+ * operator's URL as text, where a regular expression would read its dots as wildcards.
+ */
+function fillSettings(spec: unknown, values: Readonly<Record<string, string>>, seen?: (name: string) => void, key?: string): unknown {
+  if (typeof spec === 'string') {
+    if (!spec.includes('${')) return spec;
+    const m = SETTING_REF.exec(spec);
+    if (key !== 'under' || !m) throw new RuleSyntaxError(`"${spec}": a setting is the whole value of under:, e.g. { under: "\${webhook_url}" }`);
+    seen?.(m[1]!);
+    const value = values[m[1]!];
+    if (value === undefined) throw new RuleSyntaxError(`"${spec}" names no setting of this preset (declare it under settings:)`);
+    return value;
+  }
+  if (Array.isArray(spec)) return spec.map((v) => fillSettings(v, values, seen));
+  if (spec !== null && typeof spec === 'object') return Object.fromEntries(Object.entries(spec).map(([k, v]) => [k, fillSettings(v, values, seen, k)]));
+  return spec;
+}
+
+/** The client's values for the preset's settings, each a valid pin; undefined (with problems)
+ *  when one is missing, unknown or not a URL the pin can be. */
+function settingValues(preset: Preset, given: unknown, problem: (path: readonly PropertyKey[], message: string) => void): Record<string, string> | undefined {
+  const values: Record<string, string> = {};
+  let ok = true;
+  const fail = (path: readonly PropertyKey[], message: string): void => {
+    problem(path, message);
+    ok = false;
+  };
+  const record = given !== null && typeof given === 'object' && !Array.isArray(given) ? (given as Record<string, unknown>) : {};
+  for (const [name, description] of preset.settings) {
+    const value = record[name];
+    if (value === undefined) fail(['extends'], `preset ${preset.name} needs settings.${name}: ${description}`);
+    else if (typeof value !== 'string') fail(['settings', name], `settings.${name} is a URL (a string)`);
+    else {
+      const bad = pinProblem(value);
+      if (bad) fail(['settings', name], `settings.${name}: ${bad}`);
+      else values[name] = value;
+    }
+  }
+  for (const name of Object.keys(record)) {
+    if (!preset.settings.has(name)) fail(['settings', name], `preset ${preset.name} has no setting "${name}"${preset.settings.size ? ` (it has ${[...preset.settings.keys()].join(', ')})` : ''}`);
+  }
+  return ok ? values : undefined;
 }
 
 const byPosition = (a: PolicyProblem, b: PolicyProblem): number => a.line - b.line || a.col - b.col;
@@ -183,6 +254,7 @@ export function completeClient(
     if (typeof preset === 'string') {
       problem(['extends'], preset);
     } else {
+      const values = settingValues(preset, spec.settings, problem);
       remove.forEach((text, i) => {
         if (typeof text !== 'string' || preset.rules.some((r) => r.text === text)) return;
         // The closest rule: the same path with other methods first, else the nearest text.
@@ -191,10 +263,11 @@ export function completeClient(
         problem(['remove', i], `"${text}" is not a rule of preset ${ref} (${preset.source.display})${near ? `; the closest rule is "${near}"` : ''}`);
       });
       const removed = new Set<unknown>(remove);
-      inherited = preset.rules.filter((r) => !removed.has(r.text));
+      if (values) inherited = preset.rulesFor(values).filter((r) => !removed.has(r.text));
     }
-  } else if (spec.extends === undefined && spec.remove !== undefined) {
-    problem(['remove'], 'remove takes rules out of a preset: it needs extends');
+  } else if (spec.extends === undefined) {
+    if (spec.remove !== undefined) problem(['remove'], 'remove takes rules out of a preset: it needs extends');
+    if (spec.settings !== undefined) problem(['settings'], 'settings gives values a preset asks for: it needs extends');
   }
   if (!client || !valid) return false;
   client.preset = ref;

@@ -11,6 +11,8 @@ export const PRESET_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** How a client names a preset: a path relative to a policy folder, without ".yaml", never
  *  absolute and never with ".." (every part starts with a letter or digit). */
 export const PRESET_REF = /^(?:[a-z0-9][a-z0-9_-]{0,63}\/){0,4}[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A preset setting's name: `${webhook_url}` in the preset's rules. */
+export const SETTING_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 /** A policy test's request: "METHOD TARGET", the target a path with an optional query. */
 export const TEST_REQUEST = /^[A-Z]+ \/\S*$/;
 
@@ -35,6 +37,7 @@ const ConstraintSchema = z.union([
   z.union([z.string(), z.number(), z.boolean(), z.null()]).describe('Exactly this value.'),
   z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).min(1).describe('One of these values.'),
   z.strictObject({ pattern: z.string().describe('A regular expression (JavaScript, unicode); anchor it with ^ and $.') }),
+  z.strictObject({ under: z.string().describe('A URL the value must equal or lie below, compared as text: "https://hooks.vendor.example/gitlab/". In a preset, "${setting}" names a value the client sets.') }),
 ]);
 export const RuleObjectSchema = z.strictObject({
   method: z.union([z.string(), z.array(z.string()).min(1)]).describe('A method, a list or a comma string: POST, [GET, POST], "GET,POST", *.'),
@@ -104,6 +107,10 @@ export const ClientSchema = z.strictObject({
   graphql: GraphqlPolicySchema.optional(),
   oauth: OAuthRegistrationSchema.optional()
     .describe('An OAuth application for vendors that only speak OAuth: they sign in at /oauth/authorize and get this client\'s rules (docs/oauth.md).'),
+  settings: z
+    .record(z.string().regex(SETTING_NAME), z.string())
+    .optional()
+    .describe('Values the preset named in extends asks for (its settings:), e.g. { webhook_url: "https://hooks.vendor.example/gitlab/" }.'),
   extends: z
     .string()
     .regex(PRESET_REF, 'extends names a preset such as "presets/glean-readonly" (no ".yaml", no "..")')
@@ -139,7 +146,13 @@ export const PresetFileSchema = z.strictObject({
   preset: z.string().regex(PRESET_NAME, 'preset names are lower case letters, digits, . _ -')
     .describe('The preset\'s name: its file name without ".yaml".'),
   description: z.string().optional().describe('What the preset is for, for people reading the policy.'),
-  allow: z.array(z.string()).describe('Rules "METHODS PATH", as in a client\'s allow.'),
+  settings: z
+    .record(z.string().regex(SETTING_NAME, 'setting names are lower case letters, digits and _'), z.strictObject({
+      description: z.string().describe('What the operator must set, and where the vendor documents it.'),
+    }))
+    .optional()
+    .describe('Values every client extending this preset must set (its settings:), used in rules as { under: "${name}" }: e.g. the vendor\'s webhook URL.'),
+  allow: z.array(z.union([z.string(), z.record(z.string(), z.unknown())])).describe('Rules "METHODS PATH" or maps with method:, path: and constraints, as in a client\'s allow.'),
 });
 
 export type PresetFileDoc = z.infer<typeof PresetFileSchema>;
@@ -150,6 +163,7 @@ export function policyJsonSchema(): unknown {
   // Object rules are read by src/policy/constraints.ts; editors get their exact shape.
   const client = ClientSchema.extend({ allow: z.array(z.union([z.string(), RuleObjectSchema])).optional().describe(ClientSchema.shape.allow.description ?? '') });
   const policyFile = z.strictObject({ clients: z.record(z.string().regex(CLIENT_NAME, 'client names are lower case letters, digits, . _ -'), client) });
-  const file = z.union([policyFile, PresetFileSchema]).describe('A gitlab-scope-proxy policy file (clients:) or preset file (preset:).');
+  const preset = PresetFileSchema.extend({ allow: z.array(z.union([z.string(), RuleObjectSchema])).describe(PresetFileSchema.shape.allow.description ?? '') });
+  const file = z.union([policyFile, preset]).describe('A gitlab-scope-proxy policy file (clients:) or preset file (preset:).');
   return z.toJSONSchema(file, { target: 'draft-7', io: 'input', unrepresentable: 'any' });
 }

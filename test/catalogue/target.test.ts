@@ -16,7 +16,7 @@ clients:
         body: { url: { pattern: ${PIN} } }
       - method: PUT
         path: /api/v4/projects/:id/hooks/:hook_id
-        body: { url: { pattern: ${PIN} } }
+        body: { url: { pattern: ${PIN}, optional: true } }
         target: { url: { pattern: ${PIN} } }
       - method: DELETE
         path: /api/v4/projects/:id/hooks/:hook_id
@@ -80,3 +80,31 @@ describe('target: on PUT and DELETE .../hooks/:hook_id', () => {
     expect(received()).toEqual([]);
   });
 });
+
+// GitLab's params are the query with the body merged over it: a constrained field must be
+// checked where GitLab will read it, so one sent on both sides, or on the unchecked side, is
+// refused before anything reaches GitLab.
+describe('a constrained field is read where GitLab reads it', () => {
+  it('forwards a PUT that leaves the optional url out: GitLab keeps the pinned one', async () => {
+    const sent = await call(vendor, 'PUT', `/api/v4/projects/1/hooks/${own}`, { push_events: false });
+    expect(sent.status).toBe(200);
+    expect(received()).toEqual([`GET /api/v4/projects/1/hooks/${own}`, `PUT /api/v4/projects/1/hooks/${own}`]);
+  });
+
+  it('refuses a url in the query when the body has none: GitLab would read that one', async () => {
+    const path = `/api/v4/projects/1/hooks/${own}?url=https%3A%2F%2Fevil.example%2F`;
+    const sent = await call(vendor, 'PUT', path, { push_events: false });
+    expect(sent.status).toBe(403);
+    expect(received()).toEqual([]);
+    expect(await auditLine(h, sent.reqId)).toMatchObject({ reason: 'body-constraint', detail: 'url (also sent in the query)' });
+  });
+
+  it('refuses a url on both sides (already at canonicalization: one key, two sources)', async () => {
+    for (const [method, path] of [['PUT', `/api/v4/projects/1/hooks/${own}`], ['POST', '/api/v4/projects/1/hooks']] as const) {
+      const sent = await call(vendor, method, `${path}?url=https%3A%2F%2Fevil.example%2F`, { url: 'https://hooks.vendor.example/v3' });
+      expect(sent.status).toBe(400);
+    }
+    expect(received()).toEqual([]);
+  });
+});
+

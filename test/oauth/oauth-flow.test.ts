@@ -87,7 +87,7 @@ describe('Zoom over OAuth through the proxy', () => {
     const projects = await fetch(`${p.url}/api/v4/projects?membership=true`, { headers: auth });
     expect(projects.status).toBe(200);
     const hook = await fetch(`${p.url}/api/v4/projects/3/hooks`, {
-      method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ url: 'https://zoom.example/hook', push_events: true }),
+      method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ url: 'https://hooks.zoom.example/gitlab/acme', push_events: true }),
     });
     expect(hook.status).toBe(201);
     // Zoom's policy holds: no member management.
@@ -95,7 +95,7 @@ describe('Zoom over OAuth through the proxy', () => {
     expect(apiCalls()).toEqual(['GET /api/v4/projects', 'POST /api/v4/projects/3/hooks']);
     const received = p.h.standin.requests.find((r) => r.path === '/api/v4/projects/3/hooks')!;
     expect(received.headers['private-token']).toBe(p.h.realToken);
-    expect(JSON.parse(received.body.toString())).toEqual({ url: 'https://zoom.example/hook', push_events: true });
+    expect(JSON.parse(received.body.toString())).toEqual({ url: 'https://hooks.zoom.example/gitlab/acme', push_events: true });
 
     // token/info describes it, as GitLab's does.
     const info = await (await fetch(`${p.url}/oauth/token/info`, { headers: auth })).json() as Record<string, unknown>;

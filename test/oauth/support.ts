@@ -31,6 +31,7 @@ export async function startOAuthProxy(opts: { redisUrl?: string; jwtSecret?: str
   zoom:
     description: Zoom GitLab chatbot
     extends: presets/zoom
+    settings: { webhook_url: "https://hooks.zoom.example/gitlab/" }
     oauth:
       client_id: ${clientId}
       client_secret_sha256: ${createHash('sha256').update(clientSecret).digest('hex')}

@@ -350,11 +350,37 @@ function redirectMoved(ctx: Ctx, fullPath: string): void {
   const query = ctx.rec.query === '' ? '' : `?${ctx.rec.query}`;
   sendJson(ctx.res, 301, { message: '301 Moved Permanently' }, { Location: `${ctx.state.base}/api/v4/${segments.join('/')}${query}` });
 }
-function withHook(handle: (ctx: Ctx, p: Project, hook: Json) => void): ProjectHandler {
-  return (ctx, p) => {
-    const hook = (ctx.state.hooks.get(p.id) ?? []).find((h) => String(h.id) === decodeOnce(ctx.route.hook_id));
-    return hook ? handle(ctx, p, hook) : fail(ctx, 404, '404 Not found');
+function withGroup(handle: (ctx: Ctx, g: Group) => void | Promise<void>): Handler {
+  return (ctx) => {
+    const g = findGroup(ctx.route.id);
+    return g ? handle(ctx, g) : fail(ctx, 404, '404 Group Not Found');
   };
+}
+/** A project's or a group's webhooks (GitLab's Hooks API), kept under `key` in state.hooks
+ *  (a project's id, or minus a group's). */
+function hookRoutes<T>(
+  kind: 'projects' | 'groups',
+  within: (handle: (ctx: Ctx, owner: T) => void) => Handler,
+  owner: (o: T) => { key: number; owner: Json },
+): Route[] {
+  const hooks = (ctx: Ctx, o: T): Json[] => ctx.state.hooks.get(owner(o).key) ?? [];
+  const withHook = (handle: (ctx: Ctx, o: T, hook: Json) => void) => within((ctx, o) => {
+    const hook = hooks(ctx, o).find((h) => String(h.id) === decodeOnce(ctx.route.hook_id));
+    return hook ? handle(ctx, o, hook) : fail(ctx, 404, '404 Not found');
+  });
+  return [
+    route('GET', `/${kind}/:id/hooks`, within((ctx, o) => paged(ctx, hooks(ctx, o)))),
+    route('POST', `/${kind}/:id/hooks`, within((ctx, o) => createHook(ctx, owner(o)))),
+    route('GET', `/${kind}/:id/hooks/:hook_id`, withHook((ctx, _o, hook) => sendJson(ctx.res, 200, hook))),
+    route('PUT', `/${kind}/:id/hooks/:hook_id`, withHook((ctx, _o, hook) => {
+      if (typeof ctx.params.url === 'string') hook.url = ctx.params.url;
+      sendJson(ctx.res, 200, hook);
+    })),
+    route('DELETE', `/${kind}/:id/hooks/:hook_id`, withHook((ctx, o, hook) => {
+      ctx.state.hooks.set(owner(o).key, hooks(ctx, o).filter((h) => h !== hook));
+      ctx.res.writeHead(204).end();
+    })),
+  ];
 }
 function withMergeRequest(handle: (ctx: Ctx, p: Project, mr: Json) => void): ProjectHandler {
   return (ctx, p) => {
@@ -499,7 +525,7 @@ const getArtifacts: ProjectHandler = (ctx) => {
   ctx.res.writeHead(302, { Location: `${ctx.state.base}/-/object-storage/artifacts/${job}.zip?X-Amz-Signature=abc`, 'Content-Length': '0' });
   ctx.res.end();
 };
-const createHook: ProjectHandler = (ctx, p) => {
+const createHook = (ctx: Ctx, o: { key: number; owner: Json }): void => {
   const url = str(ctx.params.url);
   if (url === undefined || url === '') return invalid(ctx, 'url is missing');
   const events: Json = {
@@ -509,10 +535,10 @@ const createHook: ProjectHandler = (ctx, p) => {
   for (const [k, v] of Object.entries(ctx.params)) if (k.endsWith('_events')) events[k] = bool(v, false);
   // The secret token is write-only in GitLab: it is never returned.
   const hook = {
-    id: ctx.state.nextId++, url, project_id: p.id, ...events,
+    id: ctx.state.nextId++, url, ...o.owner, ...events,
     enable_ssl_verification: bool(ctx.params.enable_ssl_verification, true), created_at: new Date().toISOString(),
   };
-  ctx.state.hooks.set(p.id, [...(ctx.state.hooks.get(p.id) ?? []), hook]);
+  ctx.state.hooks.set(o.key, [...(ctx.state.hooks.get(o.key) ?? []), hook]);
   sendJson(ctx.res, 201, hook);
 };
 const addMember: ProjectHandler = (ctx) => {
@@ -573,17 +599,8 @@ const ROUTES: readonly Route[] = [
   route('GET', '/projects/:id/repository/commits/:sha', withProject(getCommit)),
   route('GET', '/projects/:id/repository/archive', withProject(streamArchive)),
   route('GET', '/projects/:id/jobs/:job_id/artifacts', withProject(getArtifacts)),
-  route('GET', '/projects/:id/hooks', withProject((ctx, p) => paged(ctx, ctx.state.hooks.get(p.id) ?? []))),
-  route('POST', '/projects/:id/hooks', withProject(createHook)),
-  route('GET', '/projects/:id/hooks/:hook_id', withProject(withHook((ctx, _p, hook) => sendJson(ctx.res, 200, hook)))),
-  route('PUT', '/projects/:id/hooks/:hook_id', withProject(withHook((ctx, _p, hook) => {
-    if (typeof ctx.params.url === 'string') hook.url = ctx.params.url;
-    sendJson(ctx.res, 200, hook);
-  }))),
-  route('DELETE', '/projects/:id/hooks/:hook_id', withProject(withHook((ctx, p, hook) => {
-    ctx.state.hooks.set(p.id, (ctx.state.hooks.get(p.id) ?? []).filter((h) => h !== hook));
-    ctx.res.writeHead(204).end();
-  }))),
+  ...hookRoutes('projects', withProject, (p) => ({ key: p.id, owner: { project_id: p.id } })),
+  ...hookRoutes('groups', withGroup, (g) => ({ key: -g.id, owner: { group_id: g.id } })),
   route('POST', '/projects/:id/members', withProject(addMember)),
   route('GET', '/groups', (ctx) => paged(ctx, [...GROUPS].sort((a, b) => a.name.localeCompare(b.name)).map((g) => groupJson(ctx.state, g)))),
   route('GET', '/groups/:id', getGroup),
