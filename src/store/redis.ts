@@ -84,9 +84,23 @@ for i = 2, #ARGV do redis.call('ZADD', KEYS[1], expires, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return #ARGV - 1`);
 
-/** A limit command that takes longer than this counts as Redis being unreachable: requests
- *  must not wait on a Redis that hangs (the limiter then counts per replica). */
+/** A limit command that takes longer than this counts as Redis being out of reach: requests
+ *  must not wait on a Redis that hangs (the limiter then counts per replica). The client's own
+ *  command timeout cannot serve: it stops waiting only for commands not yet sent. */
 const LIMIT_COMMAND_TIMEOUT_MS = 1000;
+
+class LimitTimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+/** `p`, or a TimeoutError after LIMIT_COMMAND_TIMEOUT_MS (the command's late answer is dropped). */
+function inTime<T>(p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LimitTimeoutError(`no answer from Redis within ${LIMIT_COMMAND_TIMEOUT_MS} ms`)), LIMIT_COMMAND_TIMEOUT_MS);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 function script(text: string): { text: string; sha: string } {
   return { text, sha: createHash('sha1').update(text).digest('hex') };
@@ -106,12 +120,9 @@ type Client = ReturnType<typeof newClient>;
 
 export class RedisStore implements Store {
   readonly #redis: Client;
-  /** The same connection, for the limits' commands: with a timeout. */
-  readonly #limits: Client;
 
   private constructor(redis: Client) {
     this.#redis = redis;
-    this.#limits = redis.withCommandOptions({ timeout: LIMIT_COMMAND_TIMEOUT_MS }) as unknown as Client;
   }
 
   /** Connects (and fails fast: one attempt, no endless reconnect loop before the first). */
@@ -201,25 +212,23 @@ export class RedisStore implements Store {
   }
 
   async releaseSlot(client: string, member: string): Promise<void> {
-    await this.#limits.zRem(limitKey(client, 'slots'), member);
+    await inTime(this.#redis.zRem(limitKey(client, 'slots'), member));
   }
 
   async ping(): Promise<void> {
-    await this.#limits.ping();
+    await inTime(this.#redis.ping());
   }
 
   async close(): Promise<void> {
     await this.#redis.close();
   }
 
-  /** EVALSHA, loading the script on the first NOSCRIPT (a new or restarted Redis). */
-  async #run(s: { text: string; sha: string }, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await this.#limits.evalSha(s.sha, { keys, arguments: args });
-    } catch (err) {
+  /** EVALSHA, loading the script on the first NOSCRIPT (a new or restarted Redis); in time. */
+  #run(s: { text: string; sha: string }, keys: string[], args: string[]): Promise<unknown> {
+    return inTime(this.#redis.evalSha(s.sha, { keys, arguments: args }).catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.#limits.eval(s.text, { keys, arguments: args });
-    }
+      return this.#redis.eval(s.text, { keys, arguments: args });
+    }));
   }
 }
 
