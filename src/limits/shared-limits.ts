@@ -39,6 +39,8 @@ export interface SharedLimiterOptions {
 interface Slot {
   client: string;
   member: string;
+  /** Asked of the store (so it may be there), rather than admitted per replica. */
+  asked: boolean;
 }
 
 export class SharedLimiter implements Limiter {
@@ -52,6 +54,7 @@ export class SharedLimiter implements Limiter {
   readonly #held = new WeakMap<object, Slot>();
   readonly #renewal: NodeJS.Timeout;
   #probe: NodeJS.Timeout | undefined;
+  #probing = false;
 
   constructor(o: SharedLimiterOptions) {
     this.#o = o;
@@ -61,7 +64,7 @@ export class SharedLimiter implements Limiter {
 
   admit(client: LimitedClient, holder: object): void | Promise<void> {
     if (this.#o.maxConcurrent === 0 && !client.rateLimit) return this.#o.local.admit(client, holder);
-    if (!this.#shared) return this.#admitLocally(client, holder, this.#newSlot(client.name));
+    if (!this.#shared) return this.#admitLocally(client, holder, this.#newSlot(client.name, false));
     // Gone already (the client left while it was authenticated): nothing to count.
     if (this.#o.local.released(holder)) return;
     return this.#admitShared(client, holder);
@@ -82,18 +85,13 @@ export class SharedLimiter implements Limiter {
     return this.#o.local.inFlight();
   }
 
-  /** Whether limits are counted in the store right now (else per replica). */
-  shared(): boolean {
-    return this.#shared;
-  }
-
   close(): void {
     clearInterval(this.#renewal);
     clearInterval(this.#probe);
   }
 
   async #admitShared(client: LimitedClient, holder: object): Promise<void> {
-    const slot = this.#newSlot(client.name);
+    const slot = this.#newSlot(client.name, true);
     const spec = client.rateLimit;
     let result: LimitResult;
     try {
@@ -132,13 +130,15 @@ export class SharedLimiter implements Limiter {
   }
 
   /** Not awaited: the response is over. Should it fail (the store out of reach), the lease
-   *  runs out instead. */
+   *  runs out instead. A slot admitted per replica is in the store only if a probe is putting
+   *  it back, or has. */
   #giveBack(slot: Slot): void {
+    if (!this.#shared && !this.#probing && !slot.asked) return;
     this.#o.store.releaseSlot(slot.client, slot.member).catch(() => undefined);
   }
 
-  #newSlot(client: string): Slot | undefined {
-    return this.#o.maxConcurrent > 0 ? { client, member: `${this.#replica}:${(this.#seq++).toString(36)}` } : undefined;
+  #newSlot(client: string, asked: boolean): Slot | undefined {
+    return this.#o.maxConcurrent > 0 ? { client, member: `${this.#replica}:${(this.#seq++).toString(36)}`, asked } : undefined;
   }
 
   #track(holder: object, slot: Slot): void {
@@ -164,8 +164,6 @@ export class SharedLimiter implements Limiter {
     this.#o.onModeChange(false, (err as Error | undefined)?.name === 'TimeoutError' ? 'redis-timeout' : 'redis-unreachable');
     this.#probe = setInterval(() => void this.#tryShared(), this.#o.probeMs ?? PROBE_MS).unref();
   }
-
-  #probing = false;
 
   async #tryShared(): Promise<void> {
     if (this.#shared || this.#probing) return;

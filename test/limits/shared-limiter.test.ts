@@ -64,6 +64,54 @@ describe('SharedLimiter', () => {
   });
 });
 
+describe('SharedLimiter without its store', () => {
+  it('counts per replica, saying so once, and puts the slots of running requests back when the store answers', async () => {
+    const calls: string[] = [];
+    let reachable = false;
+    const store: LimitStore = {
+      admitRequest: async () => {
+        calls.push('admit');
+        throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+      },
+      holdSlots: async (client, members) => void calls.push(`hold ${client} ${members.length}`),
+      releaseSlot: async (client) => void calls.push(`release ${client}`),
+      ping: async () => {
+        if (!reachable) throw new Error('not yet');
+      },
+    };
+    const modes: string[] = [];
+    let back!: () => void;
+    const isBack = new Promise<void>((resolve) => (back = resolve));
+    const limiter = new SharedLimiter({
+      store, maxConcurrent: 2, local: new ClientLimiter(2), probeMs: 1,
+      onModeChange: (shared, cause) => {
+        modes.push(`${shared ? 'shared' : 'per-replica'} ${cause}`);
+        if (shared) back();
+      },
+    });
+    const [first, second] = [{}, {}];
+    await limiter.admit({ name: 'vendor' }, first);
+    // Per replica now: no store, no promise.
+    expect(limiter.admit({ name: 'vendor' }, second)).toBeUndefined();
+    let refusal: unknown;
+    try {
+      limiter.admit({ name: 'vendor' }, {});
+    } catch (err) {
+      refusal = err;
+    }
+    expect(refusal).toMatchObject({ reason: 'too-many-concurrent', refusal: { detail: 'per-replica' } });
+    expect(modes).toEqual(['per-replica redis-unreachable']);
+    expect(calls).toEqual(['admit']);
+    reachable = true;
+    await isBack;
+    expect(modes).toEqual(['per-replica redis-unreachable', 'shared redis-back']);
+    expect(calls).toEqual(['admit', 'hold vendor 2']);
+    limiter.release(second);
+    expect(calls).toEqual(['admit', 'hold vendor 2', 'release vendor']);
+    limiter.close();
+  });
+});
+
 describe('ClientLimiter', () => {
   it('takes no slot for a request whose client left before it was admitted', () => {
     const limiter = new ClientLimiter(1);
