@@ -32,8 +32,9 @@ export interface AppDeps {
   maxBodyBytes: number;
   ready: () => Promise<boolean>;
   onInternalError: (err: unknown, ctx: RequestContext) => void;
-  /** Per-client limits (src/limits/client-limits.ts): throws a 429 refusal. */
-  admit?: (client: Client, ctx: RequestContext) => void;
+  /** Per-client limits (src/limits/): throws a 429 refusal. A promise only when the limits
+   *  are shared through Redis and the client has one. */
+  admit?: (client: Client, ctx: RequestContext) => void | Promise<void>;
   /** Resolves projects and groups for `projects:` / `groups:` scope (src/scope/scope.ts). */
   scope?: ScopeResolver;
   /** The OAuth provider's endpoints (src/oauth/routes.ts), when OAuth is configured. */
@@ -63,7 +64,8 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
     if (request.method === 'OPTIONS') return answerOptions(ctx);
 
     const client = await authenticate(request, ctx, deps);
-    deps.admit?.(client, ctx);
+    const admitting = deps.admit?.(client, ctx);
+    if (admitting) await admitting;
     const decision = await decide({
       request,
       client,

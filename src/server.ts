@@ -10,10 +10,11 @@ import type { Config } from './config/env.ts';
 import type { RequestContext } from './context.ts';
 import { openAuditLog } from './edge/audit-log.ts';
 import { connectGitLab } from './edge/gitlab.ts';
+import { createLimiter } from './edge/limits.ts';
 import { createEdge } from './edge/listener.ts';
 import { createReloader, type Live, type ReloadOutcome, type ReloadTrigger } from './edge/reload.ts';
 import { createShutdown } from './edge/shutdown.ts';
-import { ClientLimiter } from './limits/client-limits.ts';
+import { openSharedStore } from './edge/store.ts';
 import { startAdmin, type AdminServer, type Readiness } from './ops/admin.ts';
 import { GitLabHealth } from './ops/gitlab-health.ts';
 import { gitlabProbe } from './ops/gitlab-probe.ts';
@@ -59,8 +60,11 @@ export interface StartOptions {
   watch?: boolean;
   /** How often an unwritable audit log is reopened (default 1000 ms). */
   auditRetryMs?: number;
-  /** Monotonic milliseconds for the rate limits (default performance.now; tests step it). */
+  /** Monotonic milliseconds for the rate limits (default performance.now; tests step it).
+   *  Limits shared through Redis use Redis' clock. */
   clock?: () => number;
+  /** How long a shared concurrency slot outlives its last renewal (default 30 s; tests). */
+  limitLeaseMs?: number;
 }
 
 export async function startProxy(config: Config, opts: StartOptions = {}): Promise<RunningProxy> {
@@ -69,8 +73,8 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   let draining = false;
   let cutting = false;
 
-  // What every step counts with: limits, the pool to GitLab, GitLab's health, metrics.
-  const limiter = new ClientLimiter(config.limits.maxConcurrentPerClient, opts.clock);
+  // What every step counts with: the pool to GitLab, GitLab's health, metrics (and the limits,
+  // created with the shared store in step 3).
   const agent = createUpstreamAgent(config);
   const gitlabHealth = new GitLabHealth(gitlabProbe(config));
   const metrics = new ProxyMetrics(
@@ -86,10 +90,14 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   const gitlabToken = (): string => live.state.gitlabToken;
   const { forwarder, scope } = connectGitLab(config, agent, gitlabToken, { metrics, health: gitlabHealth, ops });
 
-  // 3. The pipeline (src/app.ts), with the OAuth provider when configured (loaded only then).
+  // 3. The pipeline (src/app.ts): the shared store (Redis with REDIS_URL, SQLite for OAuth
+  // without it) if anything needs one, the per-client limits (shared through Redis with
+  // REDIS_URL), and the OAuth provider when configured (loaded only then).
+  const store = await openSharedStore(config);
+  const limiter = createLimiter(config, store, { audit, metrics, ops, clock: opts.clock, leaseMs: opts.limitLeaseMs });
   const verifier = new SwappableVerifier(live.state.jwt);
   const onInternalError = (err: unknown, ctx: RequestContext): void => ops.error({ reqId: ctx.reqId, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
-  const oauth = config.oauth && await (await import('./oauth/wire.ts')).startOAuth(config, { policy: () => live.state.policy, verifier, gitlabToken, jwtSecret: () => live.state.jwt.secret!, onError: onInternalError });
+  const oauth = config.oauth && await (await import('./oauth/wire.ts')).startOAuth(config, { policy: () => live.state.policy, verifier, gitlabToken, jwtSecret: () => live.state.jwt.secret!, onError: onInternalError, store });
   // GitLab's health is not part of readiness: a GitLab outage must leave every replica in the
   // Service answering 502 in GitLab's JSON, not empty the Service. It is gsp_gitlab_up instead.
   const readiness = async (): Promise<Readiness> => {
@@ -120,8 +128,10 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     await listen(server, config);
   } catch (err) {
     agent.destroy();
+    limiter.close();
     await sink?.close();
     await oauth?.close();
+    await store?.close();
     throw listenError('PORT', config.host, config.port, err);
   }
 
@@ -142,7 +152,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       watcher?.close();
       server.close();
       agent.destroy();
+      limiter.close();
       await sink?.close();
+      await store?.close();
       throw listenError('ADMIN_PORT', config.adminHost, config.adminPort, err);
     }
   }
@@ -167,6 +179,8 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
       await admin?.close();
       forwarder.close();
       await oauth?.close();
+      limiter.close();
+      await store?.close().catch(() => undefined);
       await audit.flush();
       await sink?.close();
     },

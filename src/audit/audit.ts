@@ -54,12 +54,16 @@ export interface OAuthAuditDetail {
  *                   (checksum: the refused policy's, null if its files could not be read;
  *                   previousChecksum: the one still in force; problems: how many);
  *   audit-resumed   the audit log is writable again after a failure (lost: lines that never
- *                   reached it; since: when the failure began).
- * `reason` is what caused it: "sighup", "file-change", "api", or "write-failed".
+ *                   reached it; since: when the failure began);
+ *   limits-per-replica  Redis (REDIS_URL) is out of reach: rate and concurrency limits are
+ *                   counted by each replica alone until it answers (src/limits/shared-limits.ts);
+ *   limits-shared   Redis answers again: limits are shared by all replicas again.
+ * `reason` is what caused it: "sighup", "file-change", "api", "write-failed",
+ * "redis-unreachable", "redis-timeout" or "redis-back".
  */
 export interface SystemAuditRecord {
   client: 'system';
-  decision: 'reload' | 'reload-refused' | 'audit-resumed';
+  decision: 'reload' | 'reload-refused' | 'audit-resumed' | 'limits-per-replica' | 'limits-shared';
   reason: string;
   checksum?: string | null;
   previousChecksum?: string;

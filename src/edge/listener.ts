@@ -12,7 +12,7 @@ import type { AuditLog, AuditRecord } from '../audit/audit.ts';
 import type { Config } from '../config/env.ts';
 import { attachContext, auditRecord, type RequestContext } from '../context.ts';
 import { answer, refusal } from '../errors.ts';
-import type { ClientLimiter } from '../limits/client-limits.ts';
+import type { Limiter } from '../limits/client-limits.ts';
 import type { GitLabHealth } from '../ops/gitlab-health.ts';
 import type { ProxyMetrics } from '../ops/metrics.ts';
 import { publicUrlWatch } from '../ops/public-url-check.ts';
@@ -27,7 +27,7 @@ export interface EdgeDeps {
   app: Hono<any>;
   audit: AuditLog;
   auditRefusing: () => boolean;
-  limiter: ClientLimiter;
+  limiter: Limiter;
   metrics: ProxyMetrics;
   gitlabHealth: GitLabHealth;
   ops: Logger;

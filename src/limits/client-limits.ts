@@ -3,6 +3,8 @@
 //   - at most MAX_CONCURRENT_PER_CLIENT requests in flight per client.
 // A refusal is a 429 in GitLab's format with Retry-After, audited as `rate-limited` or
 // `too-many-concurrent`. Both checks are a few arithmetic operations and a Map lookup.
+// With REDIS_URL, src/limits/shared-limits.ts counts them across replicas instead, and uses
+// this class for its per-replica bookkeeping and as its fallback.
 import { ProxyError } from '../errors.ts';
 import type { RateLimitSpec } from '../types.ts';
 
@@ -22,9 +24,25 @@ export function parseRateLimit(text: string, burst?: number): RateLimitSpec | un
   return { text, count, periodMs: PERIOD_MS[m[2] as RatePeriod], burst: burst ?? count };
 }
 
-/** A refusal by a limit: 429 with a Retry-After header. */
-export const limitRefusal = (reason: 'rate-limited' | 'too-many-concurrent', retryAfterSeconds: number): ProxyError =>
-  new ProxyError('too-many-requests', reason, { retryAfterSeconds });
+/** A refusal by a limit: 429 with a Retry-After header. `detail` (audit line only) says
+ *  which count refused it when that is not the usual one. */
+export const limitRefusal = (reason: 'rate-limited' | 'too-many-concurrent', retryAfterSeconds: number, detail?: string): ProxyError =>
+  new ProxyError('too-many-requests', reason, { retryAfterSeconds, detail });
+
+/** Retry-After for a wait in ms: whole seconds, at least 1. */
+export const retryAfterSeconds = (waitMs: number): number => Math.max(1, Math.ceil(waitMs / 1000));
+
+/** What the pipeline asks of per-client limits (src/app.ts admits, src/edge/listener.ts
+ *  releases when the response is over). `admit` returns a promise only when it must wait for
+ *  the shared store; a refusal is thrown (or rejected) as a 429 ProxyError. */
+export interface Limiter {
+  admit(client: LimitedClient, holder: object): void | Promise<void>;
+  release(holder: object): void;
+  /** Requests in flight per client on this replica (for metrics). */
+  inFlight(): ReadonlyMap<string, number>;
+  /** Stops timers (at shutdown). */
+  close(): void;
+}
 
 interface Bucket {
   spec: RateLimitSpec;
@@ -37,13 +55,16 @@ export interface LimitedClient {
   rateLimit?: RateLimitSpec | undefined;
 }
 
-export class ClientLimiter {
+export class ClientLimiter implements Limiter {
   readonly #maxConcurrent: number;
   readonly #now: () => number;
   readonly #buckets = new Map<string, Bucket>();
   readonly #inFlight = new Map<string, number>();
   /** Requests holding a concurrency slot, so the slot is given back exactly once. */
   readonly #holding = new WeakMap<object, string>();
+  /** Requests whose response is over: one that ended (the client went away) while it was
+   *  still being authenticated or admitted must not take a slot it would never give back. */
+  readonly #over = new WeakSet<object>();
 
   /** `maxConcurrent` 0 means no concurrency limit. */
   constructor(maxConcurrent: number, now: () => number = () => performance.now()) {
@@ -56,17 +77,29 @@ export class ClientLimiter {
    * for `release`, which must be called when its response is over.
    */
   admit(client: LimitedClient, holder: object): void {
-    const running = this.#inFlight.get(client.name) ?? 0;
-    if (this.#maxConcurrent > 0 && running >= this.#maxConcurrent) throw limitRefusal('too-many-concurrent', 1);
+    this.check(client);
+    this.hold(client.name, holder);
+  }
+
+  /** Throws the refusal this replica's own counts call for, or takes a token. `detail` goes
+   *  into a refusal's audit line. */
+  check(client: LimitedClient, detail?: string): void {
+    if (this.#maxConcurrent > 0 && (this.#inFlight.get(client.name) ?? 0) >= this.#maxConcurrent) throw limitRefusal('too-many-concurrent', 1, detail);
     if (client.rateLimit) {
       const waitMs = this.#take(client.name, client.rateLimit);
-      if (waitMs > 0) throw limitRefusal('rate-limited', Math.max(1, Math.ceil(waitMs / 1000)));
+      if (waitMs > 0) throw limitRefusal('rate-limited', retryAfterSeconds(waitMs), detail);
     }
-    this.#inFlight.set(client.name, running + 1);
-    this.#holding.set(holder, client.name);
+  }
+
+  /** Counts a request admitted elsewhere (by the shared limits) as in flight here. */
+  hold(name: string, holder: object): void {
+    if (this.#over.has(holder)) return;
+    this.#inFlight.set(name, (this.#inFlight.get(name) ?? 0) + 1);
+    this.#holding.set(holder, name);
   }
 
   release(holder: object): void {
+    this.#over.add(holder);
     const name = this.#holding.get(holder);
     if (name === undefined) return;
     this.#holding.delete(holder);
@@ -75,10 +108,17 @@ export class ClientLimiter {
     else this.#inFlight.set(name, running);
   }
 
+  /** Whether the request's response is over (release was called). */
+  released(holder: object): boolean {
+    return this.#over.has(holder);
+  }
+
   /** Requests in flight per client (for metrics). */
   inFlight(): ReadonlyMap<string, number> {
     return this.#inFlight;
   }
+
+  close(): void {}
 
   /** Takes a token; returns 0, or how many ms until one is there. A changed spec (a policy
    *  reload) starts a full bucket. */

@@ -5,10 +5,9 @@ import type { HttpBindings } from '@hono/node-server';
 import { mintToken } from '../auth/mint.ts';
 import type { TokenVerifier } from '../auth/verify.ts';
 import type { Config } from '../config/env.ts';
-import { ConfigError } from '../config/read.ts';
 import type { RequestContext } from '../context.ts';
 import type { Policy } from '../types.ts';
-import { openStore } from '../store/open.ts';
+import { openConfiguredStore } from '../edge/store.ts';
 import type { Store } from '../store/store.ts';
 import { gitlabSignIn } from './gitlab-signin.ts';
 import { GrantCheckingVerifier } from './grant-check.ts';
@@ -29,19 +28,14 @@ export interface OAuthWiring {
   gitlabToken: () => string;
   jwtSecret: () => Uint8Array;
   onError: (err: unknown, ctx: RequestContext) => void;
+  /** The store, when the caller opened it (and closes it); else opened here. */
+  store?: Store | undefined;
 }
 
 export async function startOAuth(config: Config, w: OAuthWiring): Promise<OAuthProvider | undefined> {
   const oauth = config.oauth;
   if (!oauth || !config.publicUrl) return undefined;
-  let store: Store;
-  try {
-    store = await openStore(config.store);
-  } catch (err) {
-    // One line naming the setting, never the URL (it may hold a password).
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
-    throw new ConfigError(config.store.redisUrl ? `REDIS_URL: cannot connect to Redis (${code})` : `SQLITE_FILE: cannot open ${config.store.sqliteFile} (${code})`);
-  }
+  const store = w.store ?? await openConfiguredStore(config);
   const verifier = new GrantCheckingVerifier(w.verifier, store);
   const publicBase = config.publicUrl.toString().replace(/\/+$/, '');
   const secret = w.jwtSecret();
@@ -63,5 +57,5 @@ export async function startOAuth(config: Config, w: OAuthWiring): Promise<OAuthP
     publicBase,
     onError: w.onError,
   });
-  return { app, verifier, store, close: () => store.close() };
+  return { app, verifier, store, close: () => (w.store ? Promise.resolve() : store.close()) };
 }

@@ -50,6 +50,8 @@ export class ProxyMetrics {
   readonly #auditFailures: Counter;
   readonly #auditLost: Counter;
   readonly #auditWritable: Gauge;
+  /** Only with REDIS_URL: without it there is nothing to share, and no series to alert on. */
+  #limitsShared: Gauge | undefined;
   readonly #requestChildren = new Map<string, Counter.Internal>();
   readonly #durationChildren = new Map<string, Histogram.Internal<'client'>>();
   readonly #upstreamChildren = new Map<string, Histogram.Internal<'client'>>();
@@ -179,6 +181,16 @@ export class ProxyMetrics {
 
   auditWritable(writable: boolean): void {
     this.#auditWritable.set(writable ? 1 : 0);
+  }
+
+  /** Shared limits (REDIS_URL): counted in Redis (true) or, Redis being out of reach, per replica. */
+  limitsShared(shared: boolean): void {
+    this.#limitsShared ??= new Gauge({
+      name: 'gsp_limits_shared',
+      help: 'With REDIS_URL: 1 while rate and concurrency limits are counted in Redis for all replicas, 0 while Redis is out of reach and each replica counts alone.',
+      registers: [this.registry],
+    });
+    this.#limitsShared.set(shared ? 1 : 0);
   }
 
   text(): Promise<string> {

@@ -1,9 +1,13 @@
 // The store in Redis (REDIS_URL): for several replicas behind a load balancer. Operations that
 // must not race are single Redis commands (SET NX) or Lua scripts, which Redis runs atomically.
 // Keys: gsp:code:<hash>, gsp:code-used:<hash>, gsp:grant:<id> (hash), gsp:grant-old:<id> (set
-// of retired refresh-token hashes), gsp:grants (set of grant ids), gsp:counter:<key>.
+// of retired refresh-token hashes), gsp:grants (set of grant ids), gsp:counter:<key>, and the
+// shared limits: gsp:limit:{<client>}:slots (sorted set: slot holder -> lease expiry) and
+// gsp:limit:{<client>}:rate:<settings> (the bucket's theoretical arrival time). The braces
+// keep one client's keys in one Redis Cluster slot, as the admission script needs.
+import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
-import type { CodeRecord, ConsumeResult, Grant, RotateResult, Store } from './store.ts';
+import type { CodeRecord, ConsumeResult, Grant, LimitCheck, LimitResult, RotateResult, Store } from './store.ts';
 
 const P = 'gsp:';
 /** A grant is kept this long after its refresh token expires, for `grants list`. */
@@ -42,9 +46,75 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
+// The shared limits (src/limits/shared-limits.ts). Time is Redis' own (TIME, in ms with
+// microseconds), so replicas' clocks never matter; Redis 5+ replicates a script's effects, so a
+// script may read TIME and then write.
+// KEYS: slots, rate. ARGV: member ('' = no slot), max, leaseMs, interval ('' = no rate), tolerance.
+// GCRA: the bucket is one number, the theoretical arrival time (tat) of the next request; a
+// request is admitted while tat - now <= tolerance ((burst - 1) x interval), and moves tat on
+// by one interval. Returns {'ok'}, {'concurrency'} or {'rate', ms until a request would pass}.
+const ADMIT = script(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+if ARGV[1] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {'concurrency'} end
+end
+if ARGV[4] ~= '' then
+  local interval = tonumber(ARGV[4])
+  local tat = tonumber(redis.call('GET', KEYS[2]) or now)
+  if tat < now then tat = now end
+  local wait = tat - tonumber(ARGV[5]) - now
+  if wait > 0 then return {'rate', math.ceil(wait)} end
+  tat = tat + interval
+  redis.call('SET', KEYS[2], string.format('%.3f', tat), 'PX', math.ceil(tat - now))
+end
+if ARGV[1] ~= '' then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return {'ok'}`);
+
+// KEYS: slots. ARGV: leaseMs, members... ZADD without XX: a slot that expired while Redis was
+// out of reach comes back, since its request is still running.
+const HOLD = script(`
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], expires, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return #ARGV - 1`);
+
+/** A limit command that takes longer than this counts as Redis being out of reach: requests
+ *  must not wait on a Redis that hangs (the limiter then counts per replica). The client's own
+ *  command timeout cannot serve: it stops waiting only for commands not yet sent. */
+const LIMIT_COMMAND_TIMEOUT_MS = 1000;
+
+class LimitTimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+/** `p`, or a TimeoutError after LIMIT_COMMAND_TIMEOUT_MS (the command's late answer is dropped). */
+function inTime<T>(p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LimitTimeoutError(`no answer from Redis within ${LIMIT_COMMAND_TIMEOUT_MS} ms`)), LIMIT_COMMAND_TIMEOUT_MS);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+function script(text: string): { text: string; sha: string } {
+  return { text, sha: createHash('sha1').update(text).digest('hex') };
+}
+
+const limitKey = (client: string, rest: string): string => `${P}limit:{${encodeURIComponent(client)}}:${rest}`;
+
+// Once connected, the client reconnects for as long as the proxy runs (every 2 s at most), so
+// the store comes back by itself after a Redis restart or outage. While it is not connected,
+// commands fail at once instead of queueing: a request never waits for a reconnection.
 const newClient = (url: string, connected: () => boolean) => createClient({
   url,
-  socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => (!connected() || retries > 20 ? false : Math.min(retries * 100, 2000)) },
+  disableOfflineQueue: true,
+  socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => (!connected() ? false : Math.min((retries + 1) * 100, 2000)) },
 });
 type Client = ReturnType<typeof newClient>;
 
@@ -125,8 +195,40 @@ export class RedisStore implements Store {
     return Number(await this.#redis.eval(INCREMENT, { keys: [`${P}counter:${key}`], arguments: [String(by), String(ttlMs)] }));
   }
 
+  async admitRequest(client: string, check: LimitCheck): Promise<LimitResult> {
+    const { rate, slot } = check;
+    const reply = await this.#run(ADMIT, [limitKey(client, 'slots'), limitKey(client, `rate:${rate?.id ?? '-'}`)], [
+      slot?.member ?? '', String(slot?.max ?? 0), String(slot?.leaseMs ?? 0),
+      rate ? String(rate.intervalMs) : '', rate ? String((rate.burst - 1) * rate.intervalMs) : '',
+    ]) as [string, number?];
+    if (reply[0] === 'ok') return { admitted: true };
+    if (reply[0] === 'concurrency') return { admitted: false, limit: 'concurrency' };
+    return { admitted: false, limit: 'rate', retryAfterMs: Number(reply[1]) };
+  }
+
+  async holdSlots(client: string, members: string[], leaseMs: number): Promise<void> {
+    if (members.length === 0) return;
+    await this.#run(HOLD, [limitKey(client, 'slots')], [String(leaseMs), ...members]);
+  }
+
+  async releaseSlot(client: string, member: string): Promise<void> {
+    await inTime(this.#redis.zRem(limitKey(client, 'slots'), member));
+  }
+
+  async ping(): Promise<void> {
+    await inTime(this.#redis.ping());
+  }
+
   async close(): Promise<void> {
     await this.#redis.close();
+  }
+
+  /** EVALSHA, loading the script on the first NOSCRIPT (a new or restarted Redis); in time. */
+  #run(s: { text: string; sha: string }, keys: string[], args: string[]): Promise<unknown> {
+    return inTime(this.#redis.evalSha(s.sha, { keys, arguments: args }).catch((err: unknown) => {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return this.#redis.eval(s.text, { keys, arguments: args });
+    }));
   }
 }
 

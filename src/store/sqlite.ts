@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { CodeRecord, ConsumeResult, Grant, RotateResult, Store } from './store.ts';
+import type { CodeRecord, ConsumeResult, Grant, LimitCheck, LimitResult, RotateResult, Store } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS codes (
@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS grants (
   revoked_at INTEGER, revoked_reason TEXT);
 CREATE TABLE IF NOT EXISTS old_refresh (hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_rates (key TEXT PRIMARY KEY, tat REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_slots (
+  client TEXT NOT NULL, member TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (client, member));
 `;
 /** Consumed codes are kept this long after they expire, so that a late replay is still seen. */
 const USED_CODE_RETENTION_MS = 24 * 3600_000;
@@ -46,6 +49,13 @@ export class SqliteStore implements Store {
       getCounter: p('SELECT value, expires_at FROM counters WHERE key = ?'),
       setCounter: p('INSERT INTO counters (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at'),
       purgeCounters: p('DELETE FROM counters WHERE expires_at <= ?'),
+      purgeSlots: p('DELETE FROM limit_slots WHERE client = ? AND expires_at <= ?'),
+      countSlots: p('SELECT count(*) AS n FROM limit_slots WHERE client = ?'),
+      putSlot: p('INSERT INTO limit_slots (client, member, expires_at) VALUES (?, ?, ?) ON CONFLICT (client, member) DO UPDATE SET expires_at = excluded.expires_at'),
+      dropSlot: p('DELETE FROM limit_slots WHERE client = ? AND member = ?'),
+      getRate: p('SELECT tat FROM limit_rates WHERE key = ?'),
+      setRate: p('INSERT INTO limit_rates (key, tat) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET tat = excluded.tat'),
+      purgeRates: p('DELETE FROM limit_rates WHERE tat < ?'),
     };
   }
 
@@ -114,8 +124,48 @@ export class SqliteStore implements Store {
     }));
   }
 
+  // The shared limits, as src/store/redis.ts keeps them (the same GCRA and leased slots), for
+  // processes sharing one file; the proxy itself uses them only with REDIS_URL.
+  admitRequest(client: string, check: LimitCheck): Promise<LimitResult> {
+    return Promise.resolve(this.#transaction((): LimitResult => {
+      const now = Date.now();
+      const { rate, slot } = check;
+      if (slot) {
+        this.#q.purgeSlots!.run(client, now);
+        if (Number((this.#q.countSlots!.get(client) as { n: number }).n) >= slot.max) return { admitted: false, limit: 'concurrency' };
+      }
+      if (rate) {
+        const key = `${client}\0${rate.id}`;
+        const tat = Math.max(now, (this.#q.getRate!.get(key) as { tat: number } | undefined)?.tat ?? now);
+        const wait = tat - (rate.burst - 1) * rate.intervalMs - now;
+        if (wait > 0) return { admitted: false, limit: 'rate', retryAfterMs: Math.ceil(wait) };
+        this.#q.setRate!.run(key, tat + rate.intervalMs);
+      }
+      if (slot) this.#q.putSlot!.run(client, slot.member, now + slot.leaseMs);
+      return { admitted: true };
+    }));
+  }
+
+  holdSlots(client: string, members: string[], leaseMs: number): Promise<void> {
+    this.#transaction(() => {
+      const expires = Date.now() + leaseMs;
+      for (const member of members) this.#q.putSlot!.run(client, member, expires);
+    });
+    return Promise.resolve();
+  }
+
+  releaseSlot(client: string, member: string): Promise<void> {
+    this.#q.dropSlot!.run(client, member);
+    return Promise.resolve();
+  }
+
+  ping(): Promise<void> {
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     this.#q.purgeCounters!.run(Date.now());
+    this.#q.purgeRates!.run(Date.now());
     this.#db.close();
     return Promise.resolve();
   }

@@ -1,7 +1,8 @@
 // The proxy's shared state, behind one small interface with two implementations: SQLite in a
 // file (src/store/sqlite.ts, the default) and Redis (src/store/redis.ts, when REDIS_URL is
-// set, for several replicas). It holds OAuth state (src/oauth/) and generic counters with a
-// time to live, so that shared rate and concurrency limits can use the same store.
+// set, for several replicas). It holds OAuth state (src/oauth/), generic counters with a
+// time to live, and the per-client rate and concurrency limits that replicas share
+// (src/limits/shared-limits.ts).
 //
 // Every operation that must not race (consuming a one-time code, rotating a refresh token) is
 // atomic in the store itself, so two replicas can never both win.
@@ -79,8 +80,35 @@ export interface Store {
    *  0 and lives `ttlMs`; later increments keep that expiry. */
   increment(key: string, by: number, ttlMs: number): Promise<number>;
 
+  /** Admits one request of `client` against its shared limits, atomically: the concurrency
+   *  slot first (a refusal there takes no rate token), then the token bucket, then the slot is
+   *  taken. Time is the store's own clock (Redis: TIME), never a replica's. */
+  admitRequest(client: string, check: LimitCheck): Promise<LimitResult>;
+  /** Extends (or puts back) the leases of slots this replica holds for `client`. */
+  holdSlots(client: string, members: string[], leaseMs: number): Promise<void>;
+  /** Gives a slot back (a member that is not there is no error). */
+  releaseSlot(client: string, member: string): Promise<void>;
+  /** Resolves when the store answers (the limiter's probe while it counts per replica). */
+  ping(): Promise<void>;
+
   close(): Promise<void>;
 }
+
+/** What one request asks of a client's shared limits. */
+export interface LimitCheck {
+  /** The token bucket, as GCRA: one request every `intervalMs`, at most `burst` at once.
+   *  `id` names the settings, so a changed rate_limit or burst starts a full bucket. */
+  rate?: { id: string; intervalMs: number; burst: number } | undefined;
+  /** One of `max` concurrency slots, for `member`, leased for `leaseMs`: a slot whose holder
+   *  stops renewing it (a replica that died) is free again when its lease runs out. */
+  slot?: { member: string; max: number; leaseMs: number } | undefined;
+}
+
+export type LimitResult =
+  | { admitted: true }
+  | { admitted: false; limit: 'concurrency' }
+  /** `retryAfterMs`: until the bucket holds a request again. */
+  | { admitted: false; limit: 'rate'; retryAfterMs: number };
 
 /** Whether a grant still stands. */
 export const grantActive = (grant: Grant | undefined, now: number): grant is Grant =>

@@ -100,6 +100,7 @@ function metricNames(expr: string): string[] {
 /** Every series name the proxy's registry exports (histograms as _bucket, _sum, _count). */
 async function exportedSeries(): Promise<Set<string>> {
   const metrics = new ProxyMetrics({}, { processMetrics: true });
+  metrics.limitsShared(true); // exported only with REDIS_URL
   const out = new Set<string>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     out.add(m.name);
@@ -196,6 +197,7 @@ describe('helm chart rendered by helm', () => {
       ['GspAuditLogUnwritable', 'gsp_audit_writable'], ['GspAuditLinesLost', 'gsp_audit_lines_lost_total'],
       ['GspPolicyReloadFailed', 'gsp_policy_reloads_total'], ['GspUpstreamErrors', 'gsp_upstream_errors_total'],
       ['GspClientRateLimited', 'gsp_limit_refusals_total'], ['GspPolicyDiverged', 'gsp_policy_info'], ['GspGitLabDown', 'gsp_gitlab_up'],
+      ['GspLimitsNotShared', 'gsp_limits_shared'],
     ] as const) {
       expect(metricNames(byName.get(alert) ?? ''), alert).toContain(metric);
     }

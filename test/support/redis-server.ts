@@ -6,7 +6,11 @@ import { createServer, type AddressInfo } from 'node:net';
 
 export interface RedisServer {
   url: string;
+  port: number;
   close: () => Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that keeps its connections but answers nothing (hung). */
+  pause: () => void;
+  resume: () => void;
 }
 
 /** A loopback port nobody listens on right now (for servers that cannot take port 0). */
@@ -19,8 +23,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort();
+/** `port`: start again where a stopped one listened (a Redis restart). */
+export async function startRedis(opts: { port?: number } = {}): Promise<RedisServer> {
+  const port = opts.port ?? await freePort();
   const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -33,8 +38,12 @@ export async function startRedis(): Promise<RedisServer> {
   });
   return {
     url: `redis://127.0.0.1:${port}`,
+    port,
+    pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
     close: async () => {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGCONT');
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       await exited;
