@@ -193,7 +193,7 @@ describe('check reports mistakes in the new keys where they are', () => {
       [3, expect.stringMatching(/scopes\.1: unknown scope name: use read_api, read_user, read_repository, write_repository/)],
       [5, expect.stringMatching(/unknown method "FETCH"/)],
       [9, expect.stringMatching(/unknown key "querry" in a rule/)],
-      [12, expect.stringMatching(/a constraint is a value, a list of values or \{ pattern: REGEX \}/)],
+      [12, expect.stringMatching(/a constraint is a value, a list of values, \{ pattern: REGEX \} or \{ under: URL \}/)],
     ]);
   });
 
