@@ -13,6 +13,7 @@ const STATUS: Record<ErrorCode, [number, string]> = {
   'forbidden': [403, '403 Forbidden'],
   'not-found': [404, '404 Not Found'],
   'method-not-allowed': [405, '405 Method Not Allowed'],
+  'request-timeout': [408, '408 Request Timeout'],
   'payload-too-large': [413, '413 Request Entity Too Large'],
   'headers-too-large': [431, '431 Request Header Fields Too Large'],
   'unsupported-media': [415, '415 Unsupported Media Type'],

@@ -266,7 +266,7 @@ export const REASONS = {
   'upstream-stalled': 'gateway-timeout', 'upstream-aborted': 'bad-gateway',
   'upstream-response-unreadable': 'bad-gateway', 'upstream-list-unfilterable': 'bad-gateway',
   'redirect-outside-allowlist': 'forbidden', 'connection-closed': 'malformed',
-  'client-aborted': 'malformed', 'shutdown': 'unavailable', 'unprocessed': 'internal',
+  'client-aborted': 'malformed', 'client-timeout': 'request-timeout', 'shutdown': 'unavailable', 'unprocessed': 'internal',
   // notes on what was allowed or answered locally
   // (the code of a note is never used to answer)
   'options': 'not-found', 'scope-checked': 'forbidden',
@@ -290,6 +290,7 @@ export type ErrorCode =
   | 'forbidden'            // 403: the policy does not allow it
   | 'not-found'            // 404
   | 'method-not-allowed'   // 405
+  | 'request-timeout'      // 408: the client did not send its request in time
   | 'payload-too-large'    // 413
   | 'headers-too-large'    // 431
   | 'unsupported-media'    // 415

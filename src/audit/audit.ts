@@ -57,13 +57,16 @@ export interface OAuthAuditDetail {
  *                   reached it; since: when the failure began);
  *   limits-per-replica  Redis (REDIS_URL) is out of reach: rate and concurrency limits are
  *                   counted by each replica alone until it answers (src/limits/shared-limits.ts);
- *   limits-shared   Redis answers again: limits are shared by all replicas again.
+ *   limits-shared   Redis answers again: limits are shared by all replicas again;
+ *   connections-capped  MAX_CONNECTIONS vendor connections were open and further ones were
+ *                   closed as they arrived (dropped: how many since the previous such line;
+ *                   at most one line per 10 s, src/edge/abuse.ts).
  * `reason` is what caused it: "sighup", "file-change", "api", "write-failed",
- * "redis-unreachable", "redis-timeout" or "redis-back".
+ * "redis-unreachable", "redis-timeout", "redis-back" or "max-connections".
  */
 export interface SystemAuditRecord {
   client: 'system';
-  decision: 'reload' | 'reload-refused' | 'audit-resumed' | 'limits-per-replica' | 'limits-shared';
+  decision: 'reload' | 'reload-refused' | 'audit-resumed' | 'limits-per-replica' | 'limits-shared' | 'connections-capped';
   reason: string;
   checksum?: string | null;
   previousChecksum?: string;
@@ -71,6 +74,7 @@ export interface SystemAuditRecord {
   problems?: number;
   lost?: number;
   since?: string;
+  dropped?: number;
 }
 
 /** An operator's action on an OAuth grant outside a request (`gitlab-scope-proxy grants revoke`). */

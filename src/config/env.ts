@@ -38,6 +38,12 @@ export interface Limits {
   /** How long an idle keep-alive connection to GitLab is kept in the pool. */
   upstreamIdleTimeoutMs: number;
   clientIdleTimeoutMs: number;
+  /** From a connection's first byte (or its next request's) until the request headers are whole. */
+  clientHeadersTimeoutMs: number;
+  /** From the first byte until the whole request, body included, has been received. */
+  clientRequestTimeoutMs: number;
+  /** Vendor connections open at once; further ones are closed as they arrive (src/edge/abuse.ts). */
+  maxConnections: number;
   /** Requests one client may have in flight at once (per replica); 0 means no limit. */
   maxConcurrentPerClient: number;
   shutdownTimeoutMs: number;
@@ -105,6 +111,10 @@ export function loadConfig(env: Env = process.env): Config {
   const adminPort = int(env, 'ADMIN_PORT', 9090, 0, 65535);
   if (adminPort !== 0 && adminPort === port) throw new ConfigError('ADMIN_PORT must differ from PORT: vendors must never reach the admin listener');
   const gitlabCaFile = env.GITLAB_CA_FILE || undefined;
+  const clientHeadersTimeoutMs = int(env, 'CLIENT_HEADERS_TIMEOUT_MS', 30_000, 1, 3_600_000);
+  const clientRequestTimeoutMs = int(env, 'CLIENT_REQUEST_TIMEOUT_MS', 300_000, 1, 3_600_000);
+  // Node refuses a server whose headers timeout is longer than its request timeout.
+  if (clientHeadersTimeoutMs > clientRequestTimeoutMs) throw new ConfigError('CLIENT_HEADERS_TIMEOUT_MS must not be greater than CLIENT_REQUEST_TIMEOUT_MS');
   if (gitlabCaFile && gitlabUrl.protocol !== 'https:') throw new ConfigError('GITLAB_CA_FILE is set but GITLAB_URL is not https');
   return {
     gitlabUrl,
@@ -146,6 +156,9 @@ export function loadConfig(env: Env = process.env): Config {
       upstreamResponseTimeoutMs: int(env, 'UPSTREAM_RESPONSE_TIMEOUT_MS', 60_000, 1, 3_600_000),
       upstreamIdleTimeoutMs: int(env, 'UPSTREAM_IDLE_TIMEOUT_MS', 30_000, 1, 3_600_000),
       clientIdleTimeoutMs: int(env, 'CLIENT_IDLE_TIMEOUT_MS', 65_000, 1, 3_600_000),
+      clientHeadersTimeoutMs,
+      clientRequestTimeoutMs,
+      maxConnections: int(env, 'MAX_CONNECTIONS', 4096, 1, 1_000_000),
       maxConcurrentPerClient: int(env, 'MAX_CONCURRENT_PER_CLIENT', 64, 0, 1_000_000),
       shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 25_000, 0, 600_000),
       scopeCacheTtlMs: int(env, 'SCOPE_CACHE_TTL_MS', 60_000, 0, 86_400_000),

@@ -12,6 +12,7 @@ import type { AuditLog, AuditRecord } from '../audit/audit.ts';
 import type { Config } from '../config/env.ts';
 import { attachContext, auditRecord, type RequestContext } from '../context.ts';
 import { answer, refusal } from '../errors.ts';
+import { capConnections, clientTimedOut, clientTimeouts } from './abuse.ts';
 import type { Limiter } from '../limits/client-limits.ts';
 import type { GitLabHealth } from '../ops/gitlab-health.ts';
 import type { ProxyMetrics } from '../ops/metrics.ts';
@@ -71,9 +72,7 @@ export function createEdge(d: EdgeDeps): Server {
     // A missing Host is refused by the adapter (adapterRefusal), so that it is audited too.
     requireHostHeader: false,
     joinDuplicateHeaders: false,
-    keepAliveTimeout: config.limits.clientIdleTimeoutMs,
-    headersTimeout: 30_000,
-    requestTimeout: 300_000,
+    ...clientTimeouts(config.limits),
   };
   const checkPublicHost = publicUrlWatch(config.publicUrl, (host, publicHost) => d.ops.warn({ host, publicUrl: publicHost },
     'PUBLIC_URL names another host than clients use: Link and Location headers send vendors to PUBLIC_URL; check the setting'));
@@ -107,8 +106,9 @@ export function createEdge(d: EdgeDeps): Server {
     const record = answerClientError(Object.assign(new Error('CONNECT'), { code: 'CONNECT' }), socket, d.audit, req);
     if (record) d.metrics.request(record);
   });
+  capConnections(server, { limits: config.limits, audit: d.audit, metrics: d.metrics, ops: d.ops });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const record = answerClientError(err, socket, d.audit);
+    const record = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? clientTimedOut(socket, d.audit) : answerClientError(err, socket, d.audit);
     if (record) d.metrics.request(record);
   });
   return server;

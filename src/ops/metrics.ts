@@ -50,6 +50,7 @@ export class ProxyMetrics {
   readonly #auditFailures: Counter;
   readonly #auditLost: Counter;
   readonly #auditWritable: Gauge;
+  readonly #connectionsDropped: Counter;
   /** Only with REDIS_URL: without it there is nothing to share, and no series to alert on. */
   #limitsShared: Gauge | undefined;
   readonly #requestChildren = new Map<string, Counter.Internal>();
@@ -104,6 +105,9 @@ export class ProxyMetrics {
     this.#auditLost = new Counter({ name: 'gsp_audit_lines_lost_total', help: 'Audit lines that never reached the audit log.', registers });
     this.#auditWritable = new Gauge({ name: 'gsp_audit_writable', help: '1 while the audit log accepts lines, 0 while it cannot be written.', registers });
     this.#auditWritable.set(1);
+    this.#connectionsDropped = new Counter({
+      name: 'gsp_connections_dropped_total', help: 'Vendor connections closed as they arrived because MAX_CONNECTIONS were open.', registers,
+    });
     const { inFlight, upstreamSockets, gitlabUp } = sources;
     new Gauge({
       name: 'gsp_gitlab_up', help: '1 while GitLab answers GET /api/v4/version (below 500, probed at most every 5 s), 0 while it does not.', registers,
@@ -173,6 +177,11 @@ export class ProxyMetrics {
 
   auditWriteFailed(): void {
     this.#auditFailures.inc();
+  }
+
+  /** A vendor connection closed on arrival: MAX_CONNECTIONS were open. */
+  connectionDropped(): void {
+    this.#connectionsDropped.inc();
   }
 
   auditLinesLost(n: number): void {
