@@ -1,4 +1,5 @@
 // npm run soak: the proxy under steady load for a long time, as `serve` runs it.
+// npm run soak -- --abuse: the same beside abusive clients instead (bench/abuse/run.ts).
 //
 //   SOAK_MINUTES  how long (default 10)
 //   SOAK_RATE     requests per second, bounded (default 200)
@@ -299,7 +300,8 @@ async function main(): Promise<number> {
   return checks.every(([, ok]) => ok) ? 0 : 1;
 }
 
-main().then(
+const run = process.argv.includes('--abuse') ? (await import('./abuse/run.ts')).runAbuseSoak : main;
+run().then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error(err instanceof Error ? err.stack : String(err));
