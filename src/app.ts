@@ -17,6 +17,7 @@ import { answer, ProxyError, refusal, type Refusal } from './errors.ts';
 import type { Forwarder } from './forward/forward.ts';
 import { gitChallenge } from './git/challenge.ts';
 import { readBody } from './request/body.ts';
+import type { BodyBudget } from './request/body-budget.ts';
 import { canonicalize, type CanonicalRequest } from './request/canonicalize.ts';
 import type { ScopeResolver } from './scope/scope.ts';
 import type { Client, Decision, Policy } from './types.ts';
@@ -30,6 +31,8 @@ export interface AppDeps {
   /** PUBLIC_URL's origin + root, or undefined to use the origin the client used. */
   publicBase: string | undefined;
   maxBodyBytes: number;
+  /** MAX_BUFFERED_BODY_BYTES: request body bytes all requests may hold at once. */
+  bodyBudget?: BodyBudget;
   ready: () => Promise<boolean>;
   onInternalError: (err: unknown, ctx: RequestContext) => void;
   /** Per-client limits (src/limits/): throws a 429 refusal. A promise only when the limits
@@ -69,7 +72,7 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
     const decision = await decide({
       request,
       client,
-      readBody: () => readBody(incoming, deps.maxBodyBytes, request.body?.length),
+      readBody: () => readBody(incoming, deps.maxBodyBytes, request.body?.length, deps.bodyBudget),
       resolver: deps.scope,
     });
     record(ctx, decision);

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createApp } from './app.ts';
+import { BodyBudget } from './request/body-budget.ts';
 import { createOpsLog, type AuditLog } from './audit/audit.ts';
 import type { Config } from './config/env.ts';
 import type { RequestContext } from './context.ts';
@@ -77,8 +78,9 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
   // created with the shared store in step 3).
   const agent = createUpstreamAgent(config);
   const gitlabHealth = new GitLabHealth(gitlabProbe(config));
+  const bodyBudget = new BodyBudget(config.limits.maxBufferedBodyBytes);
   const metrics = new ProxyMetrics(
-    { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent), gitlabUp: () => gitlabHealth.up() },
+    { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent), gitlabUp: () => gitlabHealth.up(), bodyBytesHeld: () => bodyBudget.held },
     { processMetrics: opts.admin === true },
   );
   metrics.policyLoaded(live.state.policy.checksum, live.state.policy.clients.keys());
@@ -113,6 +115,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     publicRoot,
     publicBase: config.publicUrl ? config.publicUrl.origin + publicRoot : undefined,
     maxBodyBytes: config.limits.maxBodyBytes,
+    bodyBudget,
     ready: async () => (await readiness()).ready,
     onInternalError,
     admit: (client, ctx) => limiter.admit(client, ctx),

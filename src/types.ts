@@ -260,7 +260,7 @@ export const REASONS = {
   'target-constraint': 'forbidden',
   // limits and the proxy's own state (429, 503, 500)
   'rate-limited': 'too-many-requests', 'too-many-concurrent': 'too-many-requests',
-  'audit-unavailable': 'unavailable', 'internal-error': 'internal',
+  'audit-unavailable': 'unavailable', 'body-budget': 'unavailable', 'internal-error': 'internal',
   // GitLab's side (502, 504), and what happened to an allowed request
   'upstream-unreachable': 'bad-gateway', 'upstream-timeout': 'gateway-timeout',
   'upstream-stalled': 'gateway-timeout', 'upstream-aborted': 'bad-gateway',

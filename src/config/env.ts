@@ -33,6 +33,8 @@ export interface JwtSettings {
 export interface Limits {
   maxHeaderBytes: number;
   maxBodyBytes: number;
+  /** Request body bytes all requests together may hold at once (src/request/body-budget.ts). */
+  maxBufferedBodyBytes: number;
   upstreamConnectTimeoutMs: number;
   upstreamResponseTimeoutMs: number;
   /** How long an idle keep-alive connection to GitLab is kept in the pool. */
@@ -114,6 +116,10 @@ export function loadConfig(env: Env = process.env): Config {
   const clientHeadersTimeoutMs = int(env, 'CLIENT_HEADERS_TIMEOUT_MS', 30_000, 1, 3_600_000);
   const clientRequestTimeoutMs = int(env, 'CLIENT_REQUEST_TIMEOUT_MS', 300_000, 1, 3_600_000);
   // Node refuses a server whose headers timeout is longer than its request timeout.
+  const maxBodyBytes = int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 0, 1 << 30);
+  const maxBufferedBodyBytes = int(env, 'MAX_BUFFERED_BODY_BYTES', 64 * 1024 * 1024, 0, 2 ** 40);
+  // Below MAX_BODY_BYTES, a body the size limit allows could never be read.
+  if (maxBufferedBodyBytes < maxBodyBytes) throw new ConfigError('MAX_BUFFERED_BODY_BYTES must not be less than MAX_BODY_BYTES');
   if (clientHeadersTimeoutMs > clientRequestTimeoutMs) throw new ConfigError('CLIENT_HEADERS_TIMEOUT_MS must not be greater than CLIENT_REQUEST_TIMEOUT_MS');
   if (gitlabCaFile && gitlabUrl.protocol !== 'https:') throw new ConfigError('GITLAB_CA_FILE is set but GITLAB_URL is not https');
   return {
@@ -151,7 +157,8 @@ export function loadConfig(env: Env = process.env): Config {
     store: loadStoreSettings(env),
     limits: {
       maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
-      maxBodyBytes: int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 0, 1 << 30),
+      maxBodyBytes,
+      maxBufferedBodyBytes,
       upstreamConnectTimeoutMs: int(env, 'UPSTREAM_CONNECT_TIMEOUT_MS', 5000, 1, 600_000),
       upstreamResponseTimeoutMs: int(env, 'UPSTREAM_RESPONSE_TIMEOUT_MS', 60_000, 1, 3_600_000),
       upstreamIdleTimeoutMs: int(env, 'UPSTREAM_IDLE_TIMEOUT_MS', 30_000, 1, 3_600_000),

@@ -31,6 +31,8 @@ export interface MetricsSources {
   upstreamSockets?: () => { active: number; free: number };
   /** Whether GitLab answers (a cached probe); reported as gsp_gitlab_up, never part of readiness. */
   gitlabUp?: () => Promise<boolean>;
+  /** Request body bytes held by requests (MAX_BUFFERED_BODY_BYTES). */
+  bodyBytesHeld?: () => number;
 }
 
 export class ProxyMetrics {
@@ -108,7 +110,13 @@ export class ProxyMetrics {
     this.#connectionsDropped = new Counter({
       name: 'gsp_connections_dropped_total', help: 'Vendor connections closed as they arrived because MAX_CONNECTIONS were open.', registers,
     });
-    const { inFlight, upstreamSockets, gitlabUp } = sources;
+    const { inFlight, upstreamSockets, gitlabUp, bodyBytesHeld } = sources;
+    new Gauge({
+      name: 'gsp_request_body_bytes_held', help: 'Request body bytes held by requests being read or forwarded (at most MAX_BUFFERED_BODY_BYTES).', registers,
+      collect() {
+        this.set(bodyBytesHeld?.() ?? 0);
+      },
+    });
     new Gauge({
       name: 'gsp_gitlab_up', help: '1 while GitLab answers GET /api/v4/version (below 500, probed at most every 5 s), 0 while it does not.', registers,
       async collect() {

@@ -2,6 +2,7 @@
 // fresh Content-Length: GitLab reads parameters from bodies as well as from the query, so a
 // body the proxy has not read could carry sudo, another credential or a method override.
 import type { IncomingMessage } from 'node:http';
+import type { BodyBudget } from './body-budget.ts';
 import { malformed, ProxyError } from '../errors.ts';
 import type { CanonicalRequest } from './canonicalize.ts';
 import { parseJsonStrict } from './json.ts';
@@ -14,10 +15,23 @@ const FORBIDDEN = new Set(['private_token', 'access_token', 'bearer_token', 'job
 /** `token` is also the secret a webhook signs with (POST/PUT .../hooks): allowed there only. */
 const HOOK_PATH = /\/hooks(?:\/[^/]+)?$/;
 
-export function readBody(req: IncomingMessage, limit: number, declared: number | undefined): Promise<Buffer> {
+const overBudget = (): ProxyError => new ProxyError('unavailable', 'body-budget', { retryAfterSeconds: 1, closeConnection: true });
+
+export function readBody(req: IncomingMessage, limit: number, declared: number | undefined, budget?: BodyBudget): Promise<Buffer> {
   if (declared !== undefined && declared > limit) {
     return Promise.reject(new ProxyError('payload-too-large', 'body-too-large', { closeConnection: true }));
   }
+  // The bytes reserved for this body are given back when its request is over ('close').
+  let reserved = 0;
+  const take = (bytes: number): boolean => {
+    // A request already over (its client went away) holds nothing: its read fails anyway.
+    if (!budget || req.closed) return true;
+    if (!budget.reserve(bytes)) return false;
+    if (reserved === 0) req.once('close', () => budget.release(reserved));
+    reserved += bytes;
+    return true;
+  };
+  if (declared !== undefined && declared > 0 && !take(declared)) return Promise.reject(overBudget());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -29,6 +43,7 @@ export function readBody(req: IncomingMessage, limit: number, declared: number |
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) fail(new ProxyError('payload-too-large', 'body-too-large', { closeConnection: true }));
+      else if (declared === undefined && !take(chunk.length)) fail(overBudget());
       else chunks.push(chunk);
     };
     req.on('data', onData);
