@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mintToken } from '../../src/auth/mint.ts';
 import { startGitLabStandIn } from '../../test/support/gitlab-standin.ts';
-import { ceilingBytes } from './ceiling.ts';
+import { ceilingBytes, PER_CONNECTION_BYTES } from './ceiling.ts';
 import { NormalTraffic, percentile } from './normal.ts';
 import { openFilesLimit, procStatusBytes } from './proc.ts';
 
@@ -40,6 +40,7 @@ const PHASES = [['warm-up', 0.1], ['quiet', 0.2], ['abuse', 0.4], ['recovery', 0
 // connections cycle several times during the abuse phase and are all closed in recovery.
 const MAX_CONNECTIONS = 4096;
 const MAX_BODY_BYTES = 10 * MiB;
+const MAX_BUFFERED_BODY_BYTES = 64 * MiB;
 const HEADERS_TIMEOUT_MS = Math.round(Math.min(30_000, Math.max(2000, DURATION_MS * 0.05)));
 const REQUEST_TIMEOUT_MS = 2 * HEADERS_TIMEOUT_MS;
 const SAMPLE_MS = 2000;
@@ -83,7 +84,7 @@ export async function runAbuseSoak(): Promise<number> {
       PATH: process.env.PATH ?? '', NODE_ENV: 'production', GITLAB_URL: standin.url,
       GITLAB_TOKEN_FILE: join(dir, 'gitlab_token'), PROXY_JWT_SECRET_FILE: join(dir, 'jwt_secret'), POLICY_DIR: policyDir,
       PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', AUDIT_LOG: auditFile, LOG_LEVEL: 'info',
-      MAX_CONNECTIONS: String(MAX_CONNECTIONS), MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+      MAX_CONNECTIONS: String(MAX_CONNECTIONS), MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_BUFFERED_BODY_BYTES: String(MAX_BUFFERED_BODY_BYTES),
       CLIENT_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS), CLIENT_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -142,6 +143,7 @@ export async function runAbuseSoak(): Promise<number> {
   let phase = 'warm-up';
   let nextSample = 0;
   let allClosedAtS: number | null = null;
+  let maxOpen = 0;
   for (;;) {
     const elapsed = performance.now() - started;
     if (elapsed >= DURATION_MS) break;
@@ -161,6 +163,7 @@ export async function runAbuseSoak(): Promise<number> {
       samples.push({ atS: Math.round(elapsed / 1000), phase, rss });
       if (phase === 'abuse' || phase === 'recovery') {
         const s = (await ask<{ stats: { connections: { open: number } } }>({ stats: true }, 'stats')).stats;
+        if (phase === 'abuse') maxOpen = Math.max(maxOpen, s.connections.open);
         if (phase === 'recovery' && s.connections.open === 0 && allClosedAtS === null) allClosedAtS = Math.round(elapsed / 1000);
         if (samples.length % 5 === 0) console.log(`soak --abuse: ${Math.round(elapsed / 1000)} s ${phase} rss ${mib(rss)} abusive open ${s.connections.open} normal sent ${normal.sent} failed ${normal.failed}`);
       } else if (samples.length % 5 === 0) console.log(`soak --abuse: ${Math.round(elapsed / 1000)} s ${phase} rss ${mib(rss)} normal sent ${normal.sent} failed ${normal.failed}`);
@@ -201,11 +204,13 @@ export async function runAbuseSoak(): Promise<number> {
   const p99 = (name: string): number => percentile(normal.latencies.get(name) ?? [], 99);
   const p99Quiet = p99('quiet');
   const p99Abuse = p99('abuse');
-  // Bodies the proxy may read at once here: the uploader's (one at a time by its schedule) and
-  // the admitted slow bodies, which never get far (a few bytes each).
-  const ceiling = ceilingBytes(MAX_CONNECTIONS, MAX_BODY_BYTES, 1);
+  const ceiling = ceilingBytes(MAX_CONNECTIONS, MAX_BUFFERED_BODY_BYTES);
+  // What each abusive connection open at the peak cost, bodies being read included: the
+  // allowance the ceiling makes for each connection must cover it.
+  const perConnection = (rssAbusePeak - rssQuiet) / Math.max(1, maxOpen);
   const checks: [string, boolean][] = [
     [`resident memory peak (VmHWM ${mib(hwm)}) under the ceiling ${mib(ceiling)}`, hwm <= ceiling],
+    [`per abusive connection at the peak ${(perConnection / 1024).toFixed(1)} KiB <= the ceiling's ${PER_CONNECTION_BYTES / 1024} KiB`, perConnection <= PER_CONNECTION_BYTES],
     [`resident memory after abuse (${mib(rssAfter)}) within 10% of the quiet phase (${mib(rssQuiet)})`, rssAfter <= rssQuiet * 1.1],
     [`normal p99 during abuse (${p99Abuse.toFixed(2)} ms) within 2x of quiet (${p99Quiet.toFixed(2)} ms)`, p99Abuse <= 2 * p99Quiet],
     [`no normal request failed (${normal.failed} of ${normal.sent})`, normal.failed === 0 && normal.done === normal.sent],
@@ -221,7 +226,7 @@ export async function runAbuseSoak(): Promise<number> {
     `phases (s)               ${PHASES.map(([n]) => `${n} to ${(bounds[n]! / 1000).toFixed(0)}`).join(', ')}`,
     `normal requests          ${normal.sent} sent, ${normal.failed} failed${normal.failures.size ? ` (${[...normal.failures].map(([w, n]) => `${w} x${n}`).join('; ')})` : ''}`,
     `normal p99               quiet ${p99Quiet.toFixed(2)} ms, abuse ${p99Abuse.toFixed(2)} ms (x${(p99Abuse / p99Quiet).toFixed(2)}), recovery ${p99('recovery').toFixed(2)} ms; p50 quiet ${percentile(normal.latencies.get('quiet') ?? [], 50).toFixed(2)}, abuse ${percentile(normal.latencies.get('abuse') ?? [], 50).toFixed(2)} ms`,
-    `resident memory          quiet ${mib(rssQuiet)}, abuse peak ${mib(rssAbusePeak)} (VmHWM ${mib(hwm)}), after ${mib(rssAfter)}; ceiling ${mib(ceiling)}`,
+    `resident memory          quiet ${mib(rssQuiet)}, abuse peak ${mib(rssAbusePeak)} (VmHWM ${mib(hwm)}), after ${mib(rssAfter)}; ceiling ${mib(ceiling)}; at most ${maxOpen} abusive connections open`,
     `abusive connections      opened ${c.opened}, closed by the proxy ${closedByProxy} (${Object.entries(c.closedBy).map(([k, n]) => `after ${k}: ${n}`).join(', ')}), errors ${c.errors}, left open ${final.leftOpen}, longest ${(c.longestMs / 1000).toFixed(1)} s`,
     `abusive requests         ${r.sent} sent: ${Object.entries(r.byStatus).map(([s, n]) => `${s}: ${n}`).join(', ')}; no answer ${r.noAnswer}`,
     `audit lines              normal ${normalLines}, abusive ${abusiveLines} (${[...byReason].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}), system ${lines.length - requestLines.length}`,
