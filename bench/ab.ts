@@ -5,7 +5,7 @@
 // Each root is a checkout (or a copy of src/ and bench/ with node_modules linked in), optionally
 // followed by Node flags after a '|' ("/work/main|--max-semi-space-size=1"). One
 // proxy per root is started from that root's bench/proxy-child.ts, next to the bare
-// passthrough, all pinned to the same CPU; then the targets take turns (bare, A, B, ...)
+// passthrough and the hono+HPM one, all pinned to the same CPU; then the targets take turns (bare, hono+HPM, A, B, ...)
 // for BENCH_AB_REPS rounds of BENCH_AB_SECONDS each at 50 connections, and the median CPU
 // microseconds per request of each is printed. CPU time per request is what compares well
 // on a shared machine; req/s is printed for reference only.
@@ -46,6 +46,9 @@ try {
   const targets: { label: string; child: Child; cpu: number[]; rps: number[] }[] = [];
   const bare = await startChild('bare', new URL('proxy-child.ts', here), { BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken }, cpus);
   targets.push({ label: 'bare', child: bare, cpu: [], rps: [] });
+  // The stack's own passthrough (hono + @hono/node-server + http-proxy-middleware): issue 12's baseline.
+  const stack = await startChild('stack', new URL('proxy-child.ts', here), { BENCH_ROLE: 'stack', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken }, cpus);
+  targets.push({ label: 'hono+HPM', child: stack, cpu: [], rps: [] });
   for (const [i, spec] of roots.entries()) {
     const [root = '', flags = ''] = spec.split('|');
     const script = pathToFileURL(join(root, 'bench', 'proxy-child.ts'));
@@ -69,9 +72,17 @@ try {
     console.log(`round ${r + 1}: ${targets.map((t) => `${t.label} ${fmt(t.cpu.at(-1)!, 0)} us`).join(', ')}`);
   }
   const bareCpu = median(targets[0]!.cpu);
+  const stackCpu = median(targets[1]!.cpu);
   for (const t of targets) {
     const cpu = median(t.cpu);
-    console.log(`${t.label.padEnd(28)} CPU ${fmt(cpu, 1)} us/req  req/s ${fmtInt(median(t.rps))}  bare/this ${fmt(bareCpu / cpu, 3)}`);
+    console.log(`${t.label.padEnd(28)} CPU ${fmt(cpu, 1)} us/req  req/s ${fmtInt(median(t.rps))}  bare/this ${fmt(bareCpu / cpu, 3)}  hono+HPM/this ${fmt(stackCpu / cpu, 3)}`);
+  }
+  // Each round's ratio to the first root, then the median: adjacent runs share the machine's
+  // state, so a ratio per round is steadier than a ratio of medians on a noisy machine.
+  const first = targets[2]!;
+  for (const t of targets.slice(3)) {
+    const ratios = t.cpu.map((c, i) => c / first.cpu[i]!);
+    console.log(`${t.label} / ${first.label}: median per-round CPU ratio ${fmt(median(ratios), 3)} (${ratios.map((r) => fmt(r, 2)).join(' ')})`);
   }
   for (const t of targets) await t.child.stop();
   await upstream.stop();

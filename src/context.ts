@@ -29,6 +29,9 @@ export interface RequestContext {
   userAgent?: string | null;
   /** Set by the OAuth endpoints (src/oauth/routes.ts). */
   oauth?: OAuthAuditDetail;
+  /** The per-client limiter's bookkeeping (src/limits/client-limits.ts LimitHolder). */
+  limitHeld: string | null;
+  limitOver: boolean;
 }
 
 const CTX = Symbol('gitlab-scope-proxy.context');
@@ -55,6 +58,8 @@ export function attachContext(req: IncomingMessage): RequestContext {
     bytesIn: 0,
     bytesOut: 0,
     timedOut: false,
+    limitHeld: null,
+    limitOver: false,
   };
   (req as IncomingMessage & { [CTX]: RequestContext })[CTX] = ctx;
   return ctx;

@@ -7,7 +7,7 @@ import type { RequestContext } from '../context.ts';
 import { createForwarder, type Forwarder } from '../forward/forward.ts';
 import type { GitLabHealth } from '../ops/gitlab-health.ts';
 import type { ProxyMetrics } from '../ops/metrics.ts';
-import { guardUpstreamRequest, upstreamErrorKind, type UpstreamAgent } from '../ops/upstream.ts';
+import { upstreamErrorKind, type UpstreamAgent } from '../ops/upstream.ts';
 import { createScopeResolver } from '../scope/lookup.ts';
 import type { GitLabScopeResolver } from '../scope/scope.ts';
 
@@ -22,12 +22,8 @@ export function connectGitLab(
     gitlabUrl: config.gitlabUrl,
     gitlabRoot: config.gitlabRoot,
     token,
-    responseTimeoutMs: config.limits.upstreamResponseTimeoutMs,
+    timeouts: { connectMs: config.limits.upstreamConnectTimeoutMs, responseMs: config.limits.upstreamResponseTimeoutMs },
     agent,
-    onProxyReq: (proxyReq, ctx) => guardUpstreamRequest(proxyReq, ctx, {
-      connectMs: config.limits.upstreamConnectTimeoutMs,
-      silenceMs: config.limits.upstreamResponseTimeoutMs,
-    }),
     onError: (err, ctx) => {
       // One failure may surface twice (the response and the request both error): count it once.
       if (failed.has(ctx)) return;

@@ -14,20 +14,20 @@ import type { ForwardPlan } from '../types.ts';
 import { isLfsJson, localLocation, rewriteLink, stripLfsAuthorization } from './rewrite.ts';
 import { respondFilteredList } from '../scope/list-filter.ts';
 import { countStreamed } from './stream-memory.ts';
+import { guardUpstreamRequest, type ResponseWatch, type UpstreamTimeouts } from './timeouts.ts';
 
 export interface ForwardSettings {
   gitlabUrl: URL;
   gitlabRoot: string;
   /** The real token, read per request so a rotated token file takes effect at once. */
   token: () => string;
-  responseTimeoutMs: number;
-  /** Whether a redirect inside GitLab leads somewhere this client may go. */
+  /** GitLab's connect and response timeouts (src/forward/timeouts.ts). */
+  timeouts: UpstreamTimeouts;
+  /** A request to GitLab failed (unreachable, timed out, cut). */
   onError: (err: Error, ctx: RequestContext) => void;
   /** The connection pool to GitLab (src/ops/upstream.ts: private CA, idle timeout); a
    *  default keep-alive agent when absent. */
   agent?: HttpAgent | HttpsAgent;
-  /** Called for each request to GitLab once it has a socket (connect and stall timeouts). */
-  onProxyReq?: (proxyReq: ClientRequest, ctx: RequestContext) => void;
 }
 
 /** A decision's forward plan (src/types.ts) and what serving it needs besides. */
@@ -43,7 +43,9 @@ export interface ForwardRequest extends ForwardPlan {
 }
 
 const PLAN = Symbol('gitlab-scope-proxy.plan');
-type PlannedRequest = IncomingMessage & { [PLAN]?: ForwardRequest };
+/** The plan, and the response timer once the request to GitLab is made. */
+type Planned = ForwardRequest & { watch?: ResponseWatch };
+type PlannedRequest = IncomingMessage & { [PLAN]?: Planned };
 
 export interface Forwarder {
   forward(req: IncomingMessage, res: ServerResponse, plan: ForwardRequest): Promise<void>;
@@ -81,13 +83,7 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
     on: {
       proxyReq: (proxyReq: ClientRequest, req: IncomingMessage) => {
         const plan = (req as PlannedRequest)[PLAN]!;
-        const timer = setTimeout(() => {
-          plan.ctx.timedOut = true;
-          proxyReq.destroy(new Error('upstream response timeout'));
-        }, settings.responseTimeoutMs);
-        proxyReq.once('response', () => clearTimeout(timer));
-        proxyReq.once('close', () => clearTimeout(timer));
-        settings.onProxyReq?.(proxyReq, plan.ctx);
+        plan.watch = guardUpstreamRequest(proxyReq, plan.ctx, settings.timeouts);
         if (plan.body.length > 0) proxyReq.write(plan.body);
       },
       proxyRes: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
@@ -132,11 +128,9 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
       plan.ctx.reason = reason;
       (req as PlannedRequest)[PLAN] = plan;
       req.url = settings.gitlabRoot + plan.target;
-      const headers: Record<string, string> = {
-        ...plan.headers,
-        ...credentialHeader(plan.token ?? settings.token(), plan.basicAuth === true),
-        'x-request-id': plan.ctx.reqId,
-      };
+      const headers: Record<string, string> = { ...plan.headers };
+      setCredential(headers, plan.token ?? settings.token(), plan.basicAuth === true);
+      headers['x-request-id'] = plan.ctx.reqId;
       if (plan.body.length > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
         headers['content-length'] = String(plan.body.length);
       }
@@ -148,8 +142,10 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
   };
 }
 
-function credentialHeader(token: string, basic: boolean): Record<string, string> {
-  return basic ? { authorization: `Basic ${Buffer.from(`oauth2:${token}`).toString('base64')}` } : { 'private-token': token };
+/** Exactly one credential: the real token (canonicalization dropped the client's). */
+function setCredential(headers: Record<string, string>, token: string, basic: boolean): void {
+  if (basic) headers.authorization = `Basic ${Buffer.from(`oauth2:${token}`).toString('base64')}`;
+  else headers['private-token'] = token;
 }
 
 /**
@@ -177,20 +173,21 @@ function isCurrentResponse(req: IncomingMessage, res: ServerResponse): Promise<b
   });
 }
 
-function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: ForwardRequest, settings: ForwardSettings, location: string | null | undefined): void {
+function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: Planned, settings: ForwardSettings, location: string | null | undefined): void {
   const status = proxyRes.statusCode ?? 502;
   const headers = responseHeaders(proxyRes, plan, settings, location);
-  if (isLfsJson(proxyRes.headers['content-type'])) {
-    respondLfs(proxyRes, res, status, headers, plan);
-    return;
-  }
-  if (plan.listFilter) {
-    respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter, (r) => sendRefusal(res, plan, r));
+  const watch = plan.watch;
+  if (isLfsJson(proxyRes.headers['content-type']) || plan.listFilter) {
+    // Read whole here: each chunk from GitLab counts as a sign of life.
+    if (watch) proxyRes.on('data', () => watch.refresh());
+    if (plan.listFilter) respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter, (r) => sendRefusal(res, plan, r));
+    else respondLfs(proxyRes, res, status, headers, plan);
     return;
   }
   proxyRes.on('data', (chunk: Buffer) => {
     plan.ctx.bytesOut += chunk.length;
     countStreamed(chunk.length);
+    watch?.refresh();
   });
   res.writeHead(status, headers);
   proxyRes.pipe(res);
@@ -209,10 +206,12 @@ async function redirectAllowed(location: string, plan: ForwardRequest, settings:
 /** `location`: what redirectAllowed decided for GitLab's Location header, if it sent one. */
 function responseHeaders(proxyRes: IncomingMessage, plan: ForwardRequest, settings: ForwardSettings, location: string | null | undefined): OutgoingHttpHeaders {
   const gitlabBase = settings.gitlabUrl.origin + settings.gitlabRoot;
-  const named = new Set(String(proxyRes.headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  const inbound = proxyRes.headers;
+  const named = connectionNamed(inbound.connection);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(proxyRes.headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+  for (const name in inbound) {
+    const value = inbound[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = value;
   }
   // The proxy's request id, the one in the audit line (GitLab's own is its correlation id).
@@ -221,6 +220,13 @@ function responseHeaders(proxyRes: IncomingMessage, plan: ForwardRequest, settin
   if (location === null) delete out.location;
   else if (location !== undefined) out.location = location;
   return out;
+}
+
+/** The headers a Connection header names as hop-by-hop (RFC 9110 7.6.1); undefined for the
+ *  usual "keep-alive" or "close", which name none, so most answers build no set. */
+function connectionNamed(connection: string | undefined): Set<string> | undefined {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined;
+  return new Set(connection.toLowerCase().split(',').map((s) => s.trim()));
 }
 
 /**

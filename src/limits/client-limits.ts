@@ -36,12 +36,22 @@ export const retryAfterSeconds = (waitMs: number): number => Math.max(1, Math.ce
  *  releases when the response is over). `admit` returns a promise only when it must wait for
  *  the shared store; a refusal is thrown (or rejected) as a 429 ProxyError. */
 export interface Limiter {
-  admit(client: LimitedClient, holder: object): void | Promise<void>;
-  release(holder: object): void;
+  admit(client: LimitedClient, holder: LimitHolder): void | Promise<void>;
+  release(holder: LimitHolder): void;
   /** Requests in flight per client on this replica (for metrics). */
   inFlight(): ReadonlyMap<string, number>;
   /** Stops timers (at shutdown). */
   close(): void;
+}
+
+/** What a request (its context) carries for the limiter: which client's slot it holds and
+ *  whether its response is over. Kept on the request itself rather than in a WeakMap: a
+ *  WeakMap entry per request cost measurable CPU and garbage-collector work under load. */
+export interface LimitHolder {
+  /** The client whose concurrency slot the request holds; null or absent: none. */
+  limitHeld?: string | null;
+  /** The response is over: a slot taken after this would never be given back. */
+  limitOver?: boolean;
 }
 
 interface Bucket {
@@ -60,11 +70,6 @@ export class ClientLimiter implements Limiter {
   readonly #now: () => number;
   readonly #buckets = new Map<string, Bucket>();
   readonly #inFlight = new Map<string, number>();
-  /** Requests holding a concurrency slot, so the slot is given back exactly once. */
-  readonly #holding = new WeakMap<object, string>();
-  /** Requests whose response is over: one that ended (the client went away) while it was
-   *  still being authenticated or admitted must not take a slot it would never give back. */
-  readonly #over = new WeakSet<object>();
 
   /** `maxConcurrent` 0 means no concurrency limit. */
   constructor(maxConcurrent: number, now: () => number = () => performance.now()) {
@@ -76,7 +81,7 @@ export class ClientLimiter implements Limiter {
    * Lets the request in or throws a 429 refusal. `holder` identifies the request (its context)
    * for `release`, which must be called when its response is over.
    */
-  admit(client: LimitedClient, holder: object): void {
+  admit(client: LimitedClient, holder: LimitHolder): void {
     this.check(client);
     this.hold(client.name, holder);
   }
@@ -92,25 +97,28 @@ export class ClientLimiter implements Limiter {
   }
 
   /** Counts a request admitted elsewhere (by the shared limits) as in flight here. */
-  hold(name: string, holder: object): void {
-    if (this.#over.has(holder)) return;
+  hold(name: string, holder: LimitHolder): void {
+    // A request that ended (the client went away) while it was still being authenticated or
+    // admitted must not take a slot it would never give back.
+    if (holder.limitOver === true) return;
     this.#inFlight.set(name, (this.#inFlight.get(name) ?? 0) + 1);
-    this.#holding.set(holder, name);
+    holder.limitHeld = name;
   }
 
-  release(holder: object): void {
-    this.#over.add(holder);
-    const name = this.#holding.get(holder);
-    if (name === undefined) return;
-    this.#holding.delete(holder);
+  /** Gives the request's slot back, exactly once. */
+  release(holder: LimitHolder): void {
+    holder.limitOver = true;
+    const name = holder.limitHeld;
+    if (name === undefined || name === null) return;
+    holder.limitHeld = null;
     const running = (this.#inFlight.get(name) ?? 1) - 1;
     if (running <= 0) this.#inFlight.delete(name);
     else this.#inFlight.set(name, running);
   }
 
   /** Whether the request's response is over (release was called). */
-  released(holder: object): boolean {
-    return this.#over.has(holder);
+  released(holder: LimitHolder): boolean {
+    return holder.limitOver === true;
   }
 
   /** Requests in flight per client (for metrics). */

@@ -17,7 +17,7 @@
 // A client with no rate_limit, when MAX_CONCURRENT_PER_CLIENT is 0, never costs a round trip.
 import { randomBytes } from 'node:crypto';
 import type { LimitResult, Store } from '../store/store.ts';
-import { limitRefusal, retryAfterSeconds, type ClientLimiter, type LimitedClient, type Limiter } from './client-limits.ts';
+import { limitRefusal, retryAfterSeconds, type ClientLimiter, type LimitedClient, type Limiter, type LimitHolder } from './client-limits.ts';
 
 export const LEASE_MS = 30_000;
 const PROBE_MS = 1000;
@@ -62,7 +62,7 @@ export class SharedLimiter implements Limiter {
     this.#renewal = setInterval(() => void this.#renew(), this.#leaseMs / 3).unref();
   }
 
-  admit(client: LimitedClient, holder: object): void | Promise<void> {
+  admit(client: LimitedClient, holder: LimitHolder): void | Promise<void> {
     if (this.#o.maxConcurrent === 0 && !client.rateLimit) return this.#o.local.admit(client, holder);
     if (!this.#shared) return this.#admitLocally(client, holder, this.#newSlot(client.name, false));
     // Gone already (the client left while it was authenticated): nothing to count.
@@ -70,7 +70,7 @@ export class SharedLimiter implements Limiter {
     return this.#admitShared(client, holder);
   }
 
-  release(holder: object): void {
+  release(holder: LimitHolder): void {
     this.#o.local.release(holder);
     const slot = this.#held.get(holder);
     if (!slot) return;
@@ -90,7 +90,7 @@ export class SharedLimiter implements Limiter {
     clearInterval(this.#probe);
   }
 
-  async #admitShared(client: LimitedClient, holder: object): Promise<void> {
+  async #admitShared(client: LimitedClient, holder: LimitHolder): Promise<void> {
     const slot = this.#newSlot(client.name, true);
     const spec = client.rateLimit;
     let result: LimitResult;
@@ -112,12 +112,12 @@ export class SharedLimiter implements Limiter {
     this.#hold(client.name, holder, slot);
   }
 
-  #admitLocally(client: LimitedClient, holder: object, slot: Slot | undefined): void {
+  #admitLocally(client: LimitedClient, holder: LimitHolder, slot: Slot | undefined): void {
     this.#o.local.check(client, 'per-replica');
     this.#hold(client.name, holder, slot);
   }
 
-  #hold(client: string, holder: object, slot: Slot | undefined): void {
+  #hold(client: string, holder: LimitHolder, slot: Slot | undefined): void {
     // The response ended (the client went away) while the request was being admitted: its slot
     // goes straight back. The release follows the admission on the same connection, so the
     // store sees them in that order.
@@ -141,7 +141,7 @@ export class SharedLimiter implements Limiter {
     return this.#o.maxConcurrent > 0 ? { client, member: `${this.#replica}:${(this.#seq++).toString(36)}`, asked } : undefined;
   }
 
-  #track(holder: object, slot: Slot): void {
+  #track(holder: LimitHolder, slot: Slot): void {
     this.#held.set(holder, slot);
     let members = this.#slots.get(slot.client);
     if (!members) this.#slots.set(slot.client, (members = new Set()));
