@@ -72,7 +72,7 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
     const decision = await decide({
       request,
       client,
-      readBody: () => readBody(incoming, deps.maxBodyBytes, request.body?.length, deps.bodyBudget),
+      readBody: () => readBody(incoming, deps.maxBodyBytes, request.body?.length, deps.bodyBudget && { budget: deps.bodyBudget, res: outgoing }),
       resolver: deps.scope,
     });
     record(ctx, decision);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/env.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { waitFor } from './support/ops.ts';
-import { event, until } from './support/wait.ts';
+import { Changes, event, until } from './support/wait.ts';
 
 const POLICY = `clients:
   vendor:
@@ -82,6 +82,23 @@ describe('MAX_BUFFERED_BODY_BYTES', () => {
     const ok = await chunked(`{"state":"success","description":"${'c'.repeat(880)}"}`);
     expect(ok.status).toBe(201);
     await waitFor(async () => (await gauge('gsp_request_body_bytes_held')) === 0, 'the chunked body given back');
+  });
+
+  it('gives back the bytes of a body refused while it is read, even if its client keeps the connection', async () => {
+    const { port } = new URL(h.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let answer = '';
+    const got = new Changes();
+    socket.on('data', (c: Buffer) => ((answer += c.toString('latin1')), got.notify()));
+    await event(socket, 'connect');
+    const chunk = (text: string): string => `${text.length.toString(16)}\r\n${text}\r\n`;
+    // Chunked, so its bytes are taken as they come; past MAX_BODY_BYTES it is refused 413.
+    socket.write(`POST ${PATH} HTTP/1.1\r\nHost: x\r\nPRIVATE-TOKEN: ${jwt}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`
+      + chunk(`{"state":"success","description":"${'a'.repeat(600)}`) + chunk('b'.repeat(600)));
+    await until(got, () => /^HTTP\/1\.1 413 /.test(answer), 'the 413');
+    // The client does not close its side: the bytes must come back all the same.
+    await waitFor(async () => (await gauge('gsp_request_body_bytes_held')) === 0, 'the refused body given back');
+    socket.destroy();
   });
 
   it('must not be less than MAX_BODY_BYTES', () => {

@@ -2,8 +2,9 @@
 // Bodies are read whole before they are checked and forwarded (body.ts), so without this the
 // memory they take is MAX_BODY_BYTES times the requests reading one at once, which
 // MAX_CONCURRENT_PER_CLIENT bounds per client only. A body's bytes count from when they are
-// reserved (its Content-Length up front, or each chunk of a chunked body) until its request
-// is over: until then the body is held, while it is read and while it is forwarded.
+// reserved (its Content-Length up front, or each chunk of a chunked body) until its response
+// is over (the body is held while it is read and while it is forwarded), or until it is
+// dropped, refused while being read.
 export class BodyBudget {
   #held = 0;
   readonly limit: number;

@@ -1,7 +1,7 @@
 // Request bodies are read whole (bounded), checked, and forwarded as the same bytes with a
 // fresh Content-Length: GitLab reads parameters from bodies as well as from the query, so a
 // body the proxy has not read could carry sudo, another credential or a method override.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BodyBudget } from './body-budget.ts';
 import { malformed, ProxyError } from '../errors.ts';
 import type { CanonicalRequest } from './canonicalize.ts';
@@ -17,17 +17,29 @@ const HOOK_PATH = /\/hooks(?:\/[^/]+)?$/;
 
 const overBudget = (): ProxyError => new ProxyError('unavailable', 'body-budget', { retryAfterSeconds: 1, closeConnection: true });
 
-export function readBody(req: IncomingMessage, limit: number, declared: number | undefined, budget?: BodyBudget): Promise<Buffer> {
+/** MAX_BUFFERED_BODY_BYTES, and the response whose end gives the body's bytes back. */
+export interface BodyHold {
+  budget: BodyBudget;
+  res: ServerResponse;
+}
+
+export function readBody(req: IncomingMessage, limit: number, declared: number | undefined, hold?: BodyHold): Promise<Buffer> {
   if (declared !== undefined && declared > limit) {
     return Promise.reject(new ProxyError('payload-too-large', 'body-too-large', { closeConnection: true }));
   }
-  // The bytes reserved for this body are given back when its request is over ('close').
+  // The bytes reserved for this body are given back when it is dropped (a refusal) or when its
+  // response is over, whichever comes first. Not on the request's own 'close': once a response
+  // has ended, a request whose body was left unread is detached and never emits it.
   let reserved = 0;
+  const giveBack = (): void => {
+    hold?.budget.release(reserved);
+    reserved = 0;
+  };
   const take = (bytes: number): boolean => {
-    // A request already over (its client went away) holds nothing: its read fails anyway.
-    if (!budget || req.closed) return true;
-    if (!budget.reserve(bytes)) return false;
-    if (reserved === 0) req.once('close', () => budget.release(reserved));
+    // A response already over holds nothing: this read fails anyway.
+    if (!hold || hold.res.closed) return true;
+    if (!hold.budget.reserve(bytes)) return false;
+    if (reserved === 0) hold.res.once('close', giveBack);
     reserved += bytes;
     return true;
   };
@@ -38,6 +50,8 @@ export function readBody(req: IncomingMessage, limit: number, declared: number |
     const fail = (err: ProxyError): void => {
       req.removeListener('data', onData);
       req.pause();
+      chunks.length = 0;
+      giveBack();
       reject(err);
     };
     const onData = (chunk: Buffer): void => {
