@@ -77,6 +77,8 @@ async function main(): Promise<void> {
     else if (mode === 'off') audit = auditLogTo({ write: () => undefined });
     else if (mode !== 'production') throw new Error(`BENCH_AUDIT must be production, createAuditLog or off, got ${mode}`);
     const proxy = await startProxy(config, audit ? { ops, audit } : { ops });
+    // As `serve` does once the proxy is up (src/serve.ts).
+    (await load<typeof import('../src/ops/gc.ts')>('ops/gc')).releaseStartupMemory();
     url = proxy.url;
     close = proxy.close;
   } else {
