@@ -533,7 +533,7 @@ try {
     const ab = r.after.atPeak?.arrayBuffers;
     rows.push([name, r.s.pausedMs ? `(${fmt(r.s.mbPerS, 0)})` : fmt(r.s.mbPerS, 0), mib(r.before.rss), mib(r.after.peakRss), mib(ab), mib(r.after.vmHwm)]);
   }
-  say(table(['target', 'MB/s', 'RSS before', 'peak RSS (20 ms samples)', 'ArrayBuffers at peak', 'VmHWM (lifetime peak)'], rows));
+  say(table(['target', 'MB/s', 'RSS before', 'peak RSS (20 ms samples)', 'ArrayBuffers at peak', 'VmHWM (peak since start of run)'], rows));
   const proxyPeak = Math.max(
     results.proxy.after.vmHwm ?? 0, results.proxy.after.peakRss,
     results.proxySlowReader.after.vmHwm ?? 0, results.proxySlowReader.after.peakRss,
