@@ -90,5 +90,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # Same command as `npm start` (node dist/cli.js serve), without npm in the way
 # of signals. Other subcommands work too:
 #   docker run --rm IMAGE check --policies /policies
-ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/cli.js"]
+ENTRYPOINT ["node", "dist/cli.js"]
 CMD ["serve"]

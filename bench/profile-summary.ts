@@ -1,6 +1,10 @@
 // Summarizes a V8 .cpuprofile (from BENCH_PROFILE=1, which runs the proxies under test with
 // --cpu-prof): where the CPU time went, by function and by package, self and inclusive.
 //   node bench/profile-summary.ts bench/out/profiles/proxy-<pid>.cpuprofile [top]
+//   node bench/profile-summary.ts --diff BASE.cpuprofile BASE_US PROXY.cpuprofile PROXY_US [top]
+// --diff: where one process spends more CPU per request than another (e.g. the proxy against
+// the hono+HPM passthrough), by function, in microseconds per request: each profile's busy
+// time is spread over its CPU microseconds per request as `npm run bench` printed them.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fmt, table } from './lib/stats.ts';
@@ -114,7 +118,43 @@ export function summarize(profile: CpuProfile, top = 25): string {
   ].join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+/** Busy time per function, scaled so that the whole profile is `usPerRequest`. */
+function perRequest(profile: CpuProfile, usPerRequest: number): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const node = byId.get(id);
+    if (!node || node.callFrame.functionName === '(idle)') return;
+    const dt = Math.max(0, profile.timeDeltas[i] ?? 0);
+    total += dt;
+    const k = `${node.callFrame.functionName || '(anonymous)'}  ${area(node.callFrame)}`;
+    self.set(k, (self.get(k) ?? 0) + dt);
+  });
+  for (const [k, v] of self) self.set(k, (v / total) * usPerRequest);
+  return self;
+}
+
+export function diff(base: CpuProfile, baseUs: number, other: CpuProfile, otherUs: number, top = 30): string {
+  const a = perRequest(base, baseUs);
+  const b = perRequest(other, otherUs);
+  const rows = [...new Set([...a.keys(), ...b.keys()])]
+    .map((k) => ({ k, a: a.get(k) ?? 0, b: b.get(k) ?? 0 }))
+    .sort((x, y) => y.b - y.a - (x.b - x.a))
+    .slice(0, top)
+    .map((r) => [r.k, fmt(r.a, 1), fmt(r.b, 1), fmt(r.b - r.a, 1)]);
+  return table(['function  area (self time)', 'base us/req', 'other us/req', 'difference'], rows);
+}
+
+if (import.meta.url === `file://${process.argv[1]}` && process.argv[2] === '--diff') {
+  const [baseFile, baseUs, otherFile, otherUs, top] = process.argv.slice(3);
+  if (!baseFile || !baseUs || !otherFile || !otherUs) {
+    console.error('usage: node bench/profile-summary.ts --diff BASE.cpuprofile BASE_US OTHER.cpuprofile OTHER_US [top]');
+    process.exit(2);
+  }
+  const read = (f: string): CpuProfile => JSON.parse(readFileSync(f, 'utf8')) as CpuProfile;
+  console.log(diff(read(baseFile), Number(baseUs), read(otherFile), Number(otherUs), Number(top ?? 30)));
+} else if (import.meta.url === `file://${process.argv[1]}`) {
   const file = process.argv[2];
   if (!file) {
     console.error('usage: node bench/profile-summary.ts <file.cpuprofile> [top]');

@@ -7,7 +7,7 @@
 // mem-start / mem-stop (peak RSS sampled every 20 ms in between) and close.
 // Modules are imported per role, so the bare proxy's memory figures do not include the
 // proxy's dependencies.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { ChildReply, ChildRequest } from './lib/children.ts';
 
 const SAMPLE_MS = 20;
@@ -19,6 +19,16 @@ function need(name: string): string {
 }
 
 /** Peak resident set size of this process so far (Linux VmHWM), in bytes. */
+/** Linux: "5" in clear_refs resets the peak RSS (VmHWM) to the current RSS, so that the peak
+ *  reported at mem-stop is the window's, not start-up's (proc(5)). */
+function resetVmHwm(): void {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+  } catch {
+    // Not Linux, or not allowed: VmHWM stays the lifetime peak.
+  }
+}
+
 function vmHwm(): number | null {
   try {
     const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -77,6 +87,8 @@ async function main(): Promise<void> {
     else if (mode === 'off') audit = auditLogTo({ write: () => undefined });
     else if (mode !== 'production') throw new Error(`BENCH_AUDIT must be production, createAuditLog or off, got ${mode}`);
     const proxy = await startProxy(config, audit ? { ops, audit } : { ops });
+    // As `serve` does once the proxy is up (src/serve.ts).
+    (await load<typeof import('../src/ops/gc.ts')>('ops/gc')).releaseStartupMemory();
     url = proxy.url;
     close = proxy.close;
   } else {
@@ -111,6 +123,7 @@ async function main(): Promise<void> {
       case 'mem-start': {
         clearInterval(sampler);
         const heap = heapAfterGc();
+        resetVmHwm();
         peak = 0;
         atPeak = undefined;
         sample();

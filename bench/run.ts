@@ -55,6 +55,9 @@ const settings = {
    *  run it) or src (the TypeScript through Node's type stripping, as tests and `npm run
    *  demo` do; ~28 MiB more resident memory). */
   code: process.env.BENCH_CODE || 'dist',
+  /** Extra Node flags for gitlab-scope-proxy's processes only, after npm start's (e.g.
+   *  "--max-semi-space-size=4", as an operator's NODE_OPTIONS would add them). */
+  proxyFlags: (process.env.BENCH_PROXY_FLAGS ?? '').split(/\s+/).filter(Boolean),
 };
 if (!['dist', 'src'].includes(settings.code)) badSetting(`BENCH_CODE must be dist or src, got ${JSON.stringify(settings.code)}`);
 if (!['production', 'createAuditLog', 'off'].includes(settings.audit)) badSetting(`BENCH_AUDIT must be production, createAuditLog or off, got ${JSON.stringify(settings.audit)}`);
@@ -257,7 +260,7 @@ const START_FLAGS = ((): string[] => {
 })();
 const childExecArgv = (name: string): string[] => [
   '--expose-gc',
-  ...(name.startsWith('proxy') ? START_FLAGS : []),
+  ...(name.startsWith('proxy') ? [...START_FLAGS, ...settings.proxyFlags] : []),
   ...(settings.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'profiles')}`, `--cpu-prof-name=${name}-${process.pid}.cpuprofile`] : []),
 ];
 const childOpts = (name: string): { execArgv: string[]; cpus?: string } => ({ execArgv: childExecArgv(name), ...(placement ? { cpus: placement.proxy } : {}) });
@@ -303,7 +306,7 @@ try {
       `${settings.reps} interleaved repetition(s); medians reported${QUICK ? '  [BENCH_QUICK]' : ''}`,
   );
   say(`source: commit ${source.commit ?? '?'}${source.srcChangedFiles ? `, ${source.srcChangedFiles} uncommitted change(s) in src/` : ''}, src/ sha256 ${source.srcSha256.slice(0, 12)}; proxy runs ${settings.code === 'dist' ? 'dist/ (src/ compiled, as npm start does)' : 'src/ (type stripping)'}`);
-  say(`gitlab-scope-proxy runs with the Node flags of npm start: ${START_FLAGS.join(' ') || '(none)'}`);
+  say(`gitlab-scope-proxy runs with the Node flags of npm start: ${START_FLAGS.join(' ') || '(none)'}${settings.proxyFlags.length ? `, plus BENCH_PROXY_FLAGS: ${settings.proxyFlags.join(' ')}` : ''}`);
   if (loadavg()[0]! > ncpu / 2) say(`note: the machine is already busy (1-minute load average ${fmt(loadavg()[0]!)} on ${ncpu} CPUs): expect noisy figures`);
   if (placement && !pinToCpus(process.pid, placement.parent)) throw new Error('could not pin the load generator (set BENCH_PIN=0)');
   say(
@@ -533,7 +536,7 @@ try {
     const ab = r.after.atPeak?.arrayBuffers;
     rows.push([name, r.s.pausedMs ? `(${fmt(r.s.mbPerS, 0)})` : fmt(r.s.mbPerS, 0), mib(r.before.rss), mib(r.after.peakRss), mib(ab), mib(r.after.vmHwm)]);
   }
-  say(table(['target', 'MB/s', 'RSS before', 'peak RSS (20 ms samples)', 'ArrayBuffers at peak', 'VmHWM (lifetime peak)'], rows));
+  say(table(['target', 'MB/s', 'RSS before', 'peak RSS (20 ms samples)', 'ArrayBuffers at peak', 'VmHWM (peak since start of run)'], rows));
   const proxyPeak = Math.max(
     results.proxy.after.vmHwm ?? 0, results.proxy.after.peakRss,
     results.proxySlowReader.after.vmHwm ?? 0, results.proxySlowReader.after.peakRss,

@@ -4,6 +4,7 @@
 // during the drain cuts the remaining connections at once.
 import { createOpsLog } from './audit/audit.ts';
 import { loadConfig } from './config/env.ts';
+import { releaseStartupMemory } from './ops/gc.ts';
 import { startProxy, type RunningProxy as Proxy } from './server.ts';
 
 /** Resolves -1: the process keeps running until a signal ends it. */
@@ -62,6 +63,7 @@ export async function runServe(env: Record<string, string | undefined> = process
   process.on('unhandledRejection', crash);
 
   up.proxy = await startProxy(config, { ops, admin: true, watch: true });
+  releaseStartupMemory();
   for (const run of held.splice(0)) run();
   return -1;
 }

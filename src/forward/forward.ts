@@ -177,11 +177,12 @@ function respond(proxyRes: IncomingMessage, res: ServerResponse, plan: Planned, 
   const status = proxyRes.statusCode ?? 502;
   const headers = responseHeaders(proxyRes, plan, settings, location);
   const watch = plan.watch;
-  if (isLfsJson(proxyRes.headers['content-type']) || plan.listFilter) {
+  const lfs = isLfsJson(proxyRes.headers['content-type']);
+  if (lfs || plan.listFilter) {
     // Read whole here: each chunk from GitLab counts as a sign of life.
     if (watch) proxyRes.on('data', () => watch.refresh());
-    if (plan.listFilter) respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter, (r) => sendRefusal(res, plan, r));
-    else respondLfs(proxyRes, res, status, headers, plan);
+    if (lfs) respondLfs(proxyRes, res, status, headers, plan);
+    else respondFilteredList(proxyRes, res, status, headers, plan.ctx, plan.listFilter!, (r) => sendRefusal(res, plan, r));
     return;
   }
   proxyRes.on('data', (chunk: Buffer) => {

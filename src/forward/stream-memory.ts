@@ -10,30 +10,11 @@
 //
 // A young-generation collection frees them: the buffers are young when they die. One is
 // asked for after every STREAM_GC_BYTES of response body, counted across all requests; it takes
-// a fraction of a millisecond with the small young generation `npm start` configures
-// (--max-semi-space-size=4) and costs nothing to requests that stream nothing.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+// about a millisecond and costs nothing to requests that stream nothing.
+import { collect } from '../ops/gc.ts';
 
 export const STREAM_GC_BYTES = 2 * 1024 * 1024;
 
-type Collect = (options: { type: 'minor' }) => void;
-
-/** V8's gc(), from a fresh context: exposing it there leaves this process's global alone
- *  unless Node was started with --expose-gc anyway. */
-function loadCollector(): Collect | null {
-  try {
-    const existing = (globalThis as { gc?: Collect }).gc;
-    if (typeof existing === 'function') return existing;
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? (gc as Collect) : null;
-  } catch {
-    return null;
-  }
-}
-
-const collect = loadCollector();
 let sinceCollect = 0;
 
 /** False when V8's collector could not be obtained: streaming then works, but unbounded by this. */

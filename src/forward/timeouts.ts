@@ -14,9 +14,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { RequestContext } from '../context.ts';
-
-export const CONNECT_TIMEOUT = 'UPSTREAM_CONNECT_TIMEOUT';
-export const STALL_TIMEOUT = 'UPSTREAM_STALL_TIMEOUT';
+import { CONNECT_TIMEOUT, STALL_TIMEOUT } from '../ops/upstream.ts';
 
 const coded = (message: string, code?: string): Error => Object.assign(new Error(message), code ? { code } : {});
 

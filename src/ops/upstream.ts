@@ -5,7 +5,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Config } from '../config/env.ts';
-import { CONNECT_TIMEOUT, STALL_TIMEOUT } from '../forward/timeouts.ts';
 import type { UpstreamErrorKind } from './metrics.ts';
 
 export type UpstreamAgent = HttpAgent | HttpsAgent;
@@ -31,6 +30,10 @@ export function agentSockets(agent: UpstreamAgent): { active: number; free: numb
   };
   return { active: count(agent.sockets), free: count(agent.freeSockets) };
 }
+
+/** The codes src/forward/timeouts.ts gives the errors of its timeouts. */
+export const CONNECT_TIMEOUT = 'UPSTREAM_CONNECT_TIMEOUT';
+export const STALL_TIMEOUT = 'UPSTREAM_STALL_TIMEOUT';
 
 /** A bounded label for an upstream failure. */
 export function upstreamErrorKind(err: Error & { code?: string }, timedOut: boolean): UpstreamErrorKind {

@@ -226,7 +226,7 @@ describe('Dockerfile', () => {
     const cmdArgv = execForm(cmd!.args);
     expect(entryArgv, 'ENTRYPOINT must be a JSON array (signals reach node)').toBeDefined();
     expect(cmdArgv, 'CMD must be a JSON array').toBeDefined();
-    expect(entryArgv).toEqual(['node', '--max-semi-space-size=4', 'dist/cli.js']);
+    expect(entryArgv).toEqual(['node', 'dist/cli.js']);
     const start = packageJson.scripts['start'];
     expect(start).toBeDefined();
     // npm start execs node (so signals sent to it reach the proxy); the image runs node itself.
