@@ -5,7 +5,9 @@
 // timeouts, 30 s and more, were in force instead), never for time.
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
 import { loadConfig } from '../src/config/env.ts';
+import { releaseAfterWave } from '../src/edge/abuse.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { Changes, event, until } from './support/wait.ts';
 
@@ -138,5 +140,29 @@ describe('settings', () => {
     expect(() => loadConfig({ ...base, CLIENT_REQUEST_TIMEOUT_MS: 'soon' })).toThrow(/CLIENT_REQUEST_TIMEOUT_MS must be a whole number/);
     expect(() => loadConfig({ ...base, MAX_CONNECTIONS: '0' })).toThrow(/MAX_CONNECTIONS must be a whole number/);
     expect(() => loadConfig({ ...base, CLIENT_HEADERS_TIMEOUT_MS: '5000', CLIENT_REQUEST_TIMEOUT_MS: '4000' })).toThrow(/must not be greater than CLIENT_REQUEST_TIMEOUT_MS/);
+  });
+});
+
+describe('after a wave of connections', () => {
+  it('asks V8 for a memory-releasing collection once many connections have closed, not while they are open', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const calls: unknown[] = [];
+    const seen: number[] = [];
+    const changes = new Changes();
+    const stop = releaseAfterWave(server, {
+      collect: (o) => void calls.push(o), checkMs: 20, minClosed: 3,
+      checked: (open) => (seen.push(open), changes.notify()),
+    });
+    const conns = await Promise.all([open(url), open(url), open(url), open(url)]);
+    await until(changes, () => seen.includes(4), 'a count of four open connections');
+    expect(calls).toEqual([]);
+    for (const c of conns.slice(0, 3)) c.socket.destroy();
+    await until(changes, () => calls.length > 0, 'the collection');
+    expect(calls).toEqual([{ type: 'major', execution: 'async', flavor: 'last-resort' }]);
+    stop();
+    conns[3]!.socket.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
   });
 });

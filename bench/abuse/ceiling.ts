@@ -1,6 +1,6 @@
 // The resident-memory ceiling docs/operations.md ("Under abuse") states for the settings
 // MAX_CONNECTIONS and MAX_BUFFERED_BODY_BYTES, with Node run as the image runs it (the
-// compiled dist/, --max-semi-space-size=4). The allowances come from the abuse soak's figures
+// compiled dist/, the Node flags of package.json's start). The allowances come from the abuse soak's figures
 // (bench/README.md, "Under abuse"), with room to spare:
 const MiB = 1024 * 1024;
 

@@ -78,7 +78,7 @@ export async function runAbuseSoak(): Promise<number> {
   writeFileSync(join(dir, 'gitlab_token'), gitlabToken);
   writeFileSync(join(dir, 'jwt_secret'), jwtSecret);
   const standin = await startGitLabStandIn({ validTokens: [gitlabToken] });
-  const startFlags = /exec node (.*?) dist\/cli\.js/.exec((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start)?.[1] ?? '';
+  const startFlags = /exec node ((?:--\S+ )*)dist\/cli\.js/.exec((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start)?.[1] ?? '';
   const child = spawn(process.execPath, [...startFlags.split(' ').filter(Boolean), join(ROOT, 'dist', 'cli.js'), 'serve'], {
     env: {
       PATH: process.env.PATH ?? '', NODE_ENV: 'production', GITLAB_URL: standin.url,

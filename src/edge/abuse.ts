@@ -13,6 +13,7 @@ import type { AuditLog, AuditRecord } from '../audit/audit.ts';
 import type { Limits } from '../config/env.ts';
 import { contextOf } from '../context.ts';
 import { answer, refusal } from '../errors.ts';
+import { collect as v8Collect, type Collect } from '../ops/gc.ts';
 import type { ProxyMetrics } from '../ops/metrics.ts';
 
 /** How often at most a connections-capped audit line is written while the cap is hit. */
@@ -63,11 +64,46 @@ export function capConnections(server: Server, d: AbuseDeps): void {
     if (wait <= 0) report();
     else timer = setTimeout(report, wait).unref();
   });
+  const stopWaves = releaseAfterWave(server);
   // Whatever was counted since the last line is written when the listener closes (shutdown).
   server.once('close', () => {
     clearTimeout(timer);
+    stopWaves();
     report();
   });
+}
+
+/** How often the open connections are counted for releaseAfterWave(). */
+const WAVE_CHECK_MS = 5000;
+/** A wave worth a collection: this many connections closed since the count's peak... */
+const WAVE_CONNECTIONS = 1000;
+/** ...and no more often than this. */
+const WAVE_GC_EVERY_MS = 60_000;
+
+/**
+ * Once a wave of connections has closed (WAVE_CONNECTIONS fewer than their peak, and at most
+ * half of it), asks V8 for the collection it runs under memory pressure, which also gives its
+ * empty pages back to the OS; otherwise the memory of thousands of closed connections stays
+ * with the process until V8's heap next fills (docs/operations.md, "Under abuse"). Memory that
+ * Node's C++ side freed stays with the C allocator either way.
+ */
+export function releaseAfterWave(server: Server, opts: { collect?: Collect | null; checkMs?: number; minClosed?: number; checked?: (open: number) => void } = {}): () => void {
+  const collect = opts.collect === undefined ? v8Collect : opts.collect;
+  const minClosed = opts.minClosed ?? WAVE_CONNECTIONS;
+  let peak = 0;
+  let last = -Infinity;
+  const timer = setInterval(() => {
+    server.getConnections((err, open) => {
+      if (err) return;
+      peak = Math.max(peak, open);
+      opts.checked?.(open);
+      if (peak - open < minClosed || open > peak / 2 || performance.now() - last < WAVE_GC_EVERY_MS) return;
+      last = performance.now();
+      peak = open;
+      collect?.({ type: 'major', execution: 'async', flavor: 'last-resort' });
+    });
+  }, opts.checkMs ?? WAVE_CHECK_MS).unref();
+  return () => clearInterval(timer);
 }
 
 const timedOut = new WeakSet<Socket>();
