@@ -33,7 +33,7 @@ export interface AuditSinkOptions {
 type State = 'ok' | 'failed' | 'probing';
 
 /** Longest a line waits in the queue before a write starts (flush() does not wait). */
-const BATCH_MS = 5;
+const BATCH_MS = 20;
 
 export class AuditSink {
   readonly #path: string | undefined;
