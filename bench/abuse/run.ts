@@ -86,6 +86,8 @@ export async function runAbuseSoak(): Promise<number> {
       PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', AUDIT_LOG: auditFile, LOG_LEVEL: 'info',
       MAX_CONNECTIONS: String(MAX_CONNECTIONS), MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_BUFFERED_BODY_BYTES: String(MAX_BUFFERED_BODY_BYTES),
       CLIENT_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS), CLIENT_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+      // An operator's runtime settings, passed on so a run can try them (NODE_OPTIONS, LD_PRELOAD, MALLOC_*).
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'NODE_OPTIONS' || k === 'LD_PRELOAD' || k.startsWith('MALLOC_'))),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -12,7 +12,7 @@ import type { AuditLog, AuditRecord } from '../audit/audit.ts';
 import type { Config } from '../config/env.ts';
 import { attachContext, auditRecord, type RequestContext } from '../context.ts';
 import { answer, refusal } from '../errors.ts';
-import { capConnections, clientTimedOut, clientTimeouts } from './abuse.ts';
+import { capConnections, clientTimedOut, clientTimeouts, pacedTimeouts } from './abuse.ts';
 import type { Limiter } from '../limits/client-limits.ts';
 import type { GitLabHealth } from '../ops/gitlab-health.ts';
 import type { ProxyMetrics } from '../ops/metrics.ts';
@@ -107,8 +107,13 @@ export function createEdge(d: EdgeDeps): Server {
     if (record) d.metrics.request(record);
   });
   capConnections(server, { limits: config.limits, audit: d.audit, metrics: d.metrics, ops: d.ops });
+  const timedOut = pacedTimeouts((socket) => {
+    const record = clientTimedOut(socket, d.audit);
+    if (record) d.metrics.request(record);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const record = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? clientTimedOut(socket, d.audit) : answerClientError(err, socket, d.audit);
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return timedOut(socket);
+    const record = answerClientError(err, socket, d.audit);
     if (record) d.metrics.request(record);
   });
   return server;
