@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mintToken } from '../../src/auth/mint.ts';
 import { startGitLabStandIn } from '../../test/support/gitlab-standin.ts';
+import { imageAllocator } from './allocator.ts';
 import { ceilingBytes, PER_CONNECTION_BYTES } from './ceiling.ts';
 import { NormalTraffic, percentile } from './normal.ts';
 import { openFilesLimit, procStatusBytes } from './proc.ts';
@@ -79,6 +80,7 @@ export async function runAbuseSoak(): Promise<number> {
   writeFileSync(join(dir, 'jwt_secret'), jwtSecret);
   const standin = await startGitLabStandIn({ validTokens: [gitlabToken] });
   const startFlags = /exec node ((?:--\S+ )*)dist\/cli\.js/.exec((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start)?.[1] ?? '';
+  const allocator = imageAllocator(join(ROOT, 'Dockerfile'));
   const child = spawn(process.execPath, [...startFlags.split(' ').filter(Boolean), join(ROOT, 'dist', 'cli.js'), 'serve'], {
     env: {
       PATH: process.env.PATH ?? '', NODE_ENV: 'production', GITLAB_URL: standin.url,
@@ -87,6 +89,7 @@ export async function runAbuseSoak(): Promise<number> {
       MAX_CONNECTIONS: String(MAX_CONNECTIONS), MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_BUFFERED_BODY_BYTES: String(MAX_BUFFERED_BODY_BYTES),
       CLIENT_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS), CLIENT_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
       // An operator's runtime settings, passed on so a run can try them (NODE_OPTIONS, LD_PRELOAD, MALLOC_*).
+      ...allocator.env,
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'NODE_OPTIONS' || k === 'LD_PRELOAD' || k.startsWith('MALLOC_'))),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -130,6 +133,7 @@ export async function runAbuseSoak(): Promise<number> {
 
   console.log(`soak --abuse: ${MINUTES} min at ${RATE} req/s, ${ABUSE_SOCKETS} abusive connections held in the abuse phase; `
     + `node ${startFlags} dist/cli.js serve; MAX_CONNECTIONS ${MAX_CONNECTIONS}, headers/request timeouts ${HEADERS_TIMEOUT_MS}/${REQUEST_TIMEOUT_MS} ms`);
+  console.log(`soak --abuse: allocator: ${allocator.description}`);
   const samples: { atS: number; phase: string; rss: number }[] = [];
   // V8's heap and the memory its objects hold outside it, to tell them from the rest of RSS.
   const heapFigures = async (): Promise<string> => {
