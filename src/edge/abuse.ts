@@ -81,8 +81,8 @@ const WAVE_CONNECTIONS = 1000;
 const WAVE_GC_EVERY_MS = 60_000;
 
 /**
- * Once a wave of connections has closed (WAVE_CONNECTIONS fewer than their peak, and at most
- * half of it), asks V8 for the collection it runs under memory pressure, which also gives its
+ * Once a wave of connections is over (WAVE_CONNECTIONS fewer than their peak, and at most a
+ * tenth of it still open), asks V8 for the collection it runs under memory pressure, which also gives its
  * empty pages back to the OS; otherwise the memory of thousands of closed connections stays
  * with the process until V8's heap next fills (docs/operations.md, "Under abuse"). Memory that
  * Node's C++ side freed stays with the C allocator either way.
@@ -97,7 +97,9 @@ export function releaseAfterWave(server: Server, opts: { collect?: Collect | nul
       if (err) return;
       peak = Math.max(peak, open);
       opts.checked?.(open);
-      if (peak - open < minClosed || open > peak / 2 || performance.now() - last < WAVE_GC_EVERY_MS) return;
+      // Not while the wave goes on: the pause (~250 ms with thousands of connections' garbage)
+      // would hold up every request, and the memory would be taken again at once.
+      if (peak - open < minClosed || open > peak / 10 || performance.now() - last < WAVE_GC_EVERY_MS) return;
       last = performance.now();
       peak = open;
       collect?.({ type: 'major', execution: 'async', flavor: 'last-resort' });
