@@ -82,10 +82,11 @@ const WAVE_GC_EVERY_MS = 60_000;
 
 /**
  * Once a wave of connections is over (WAVE_CONNECTIONS fewer than their peak, and at most a
- * tenth of it still open), asks V8 for the collection it runs under memory pressure, which also gives its
- * empty pages back to the OS; otherwise the memory of thousands of closed connections stays
- * with the process until V8's heap next fills (docs/operations.md, "Under abuse"). Memory that
- * Node's C++ side freed stays with the C allocator either way.
+ * tenth of it still open), asks V8 for the collection it runs under memory pressure, which
+ * also gives its empty pages back to the OS; otherwise the memory of thousands of closed
+ * connections stays with the process until V8's heap next fills (docs/operations.md, "Under
+ * abuse"). What Node's C++ side freed goes back to the OS only if the C allocator returns it:
+ * the image preloads jemalloc, which does; glibc's malloc keeps most of it.
  */
 export function releaseAfterWave(server: Server, opts: { collect?: Collect | null; checkMs?: number; minClosed?: number; checked?: (open: number) => void } = {}): () => void {
   const collect = opts.collect === undefined ? v8Collect : opts.collect;
