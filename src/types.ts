@@ -235,7 +235,7 @@ export const REASONS = {
   'bad-host': 'malformed', 'nul-byte': 'malformed', 'multipart-header': 'malformed',
   'multipart-framing': 'malformed', 'multipart-boundary': 'malformed', 'empty-parameter': 'malformed',
   'duplicate-parameter': 'malformed', 'conflicting-parameter': 'malformed', 'bad-parameter-name': 'malformed',
-  'semicolon-separator': 'malformed', 'duplicate-key': 'malformed', 'bad-json': 'malformed',
+  'semicolon-separator': 'malformed', 'duplicate-key': 'malformed', 'bad-json': 'malformed', 'json-too-deep': 'malformed',
   'json-not-object': 'malformed', 'forbidden-body-key': 'malformed', 'parameter-in-query-and-body': 'malformed',
   'body-too-large': 'payload-too-large', 'body-aborted': 'malformed', 'unparseable': 'malformed',
   'unreadable-request': 'malformed', 'git-service': 'malformed', 'git-protocol': 'malformed',
