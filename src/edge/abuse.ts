@@ -112,7 +112,7 @@ export function releaseAfterWave(server: Server, opts: { collect?: Collect | nul
 const timedOut = new WeakSet<Socket>();
 
 /** Timed-out connections answered per turn of the event loop. */
-const TIMEOUTS_PER_TURN = 32;
+const TIMEOUTS_PER_TURN = 8;
 
 /**
  * Answers Node's timed-out connections a few at a time. Node reports every connection that
