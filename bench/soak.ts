@@ -24,14 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintToken } from '../src/auth/mint.ts';
 import { startGitLabStandIn } from '../test/support/gitlab-standin.ts';
-
-function envNumber(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name} must be a number from ${min} to ${max}`);
-  return v;
-}
+import { envNumber } from './lib/env.ts';
 
 const MINUTES = envNumber('SOAK_MINUTES', 10, 0.1, 24 * 60);
 const RATE = envNumber('SOAK_RATE', 200, 1, 5000);

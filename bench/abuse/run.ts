@@ -18,19 +18,12 @@ import { imageAllocator } from './allocator.ts';
 import { ceilingBytes, PER_CONNECTION_BYTES } from './ceiling.ts';
 import { NormalTraffic, percentile } from './normal.ts';
 import { openFilesLimit, procStatusBytes } from './proc.ts';
+import { envNumber } from '../lib/env.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MiB = 1024 * 1024;
 const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function envNumber(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name} must be a number from ${min} to ${max}`);
-  return v;
-}
 
 const MINUTES = envNumber('SOAK_MINUTES', 10, 0.5, 120);
 const RATE = envNumber('SOAK_RATE', 200, 1, 2000);
