@@ -3,6 +3,7 @@
 // unauthorized!, forbidden!, bad_request!, not_found!), and its GraphqlController as
 // {"errors":[{"message":"..."}]} (app/controllers/graphql_controller.rb render_error), so
 // vendors' clients report ours exactly as they would report GitLab's.
+import { STATUS_CODES } from 'node:http';
 import { REASONS, type ErrorCode, type Reason, type Refusal } from './types.ts';
 
 export type { ErrorCode, Reason, Refusal };
@@ -108,4 +109,12 @@ export function answer(r: Refusal, ctx: AnswerContext = {}): Answer {
   if (r.code === 'unauthorized' && ctx.challenge) headers['www-authenticate'] = ctx.challenge;
   if (r.retryAfterSeconds !== undefined) headers['retry-after'] = String(r.retryAfterSeconds);
   return { status, headers, body };
+}
+
+/** An answer as raw HTTP/1.1, for a connection Node's parser has given up on (or never got a
+ *  request from), where no ServerResponse exists to write it. */
+export function rawAnswer({ status, headers, body }: Answer): string {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
+  for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+  return `${head}\r\n${body}`;
 }

@@ -6,13 +6,13 @@
 //   - CLIENT_IDLE_TIMEOUT_MS: an idle keep-alive connection between requests;
 //   - MAX_CONNECTIONS: connections open at once; further ones are closed as they arrive.
 // The first two close the connection with a 408 and one audit line (reason client-timeout).
-import { STATUS_CODES, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { AuditLog, AuditRecord } from '../audit/audit.ts';
 import type { Limits } from '../config/env.ts';
 import { contextOf } from '../context.ts';
-import { answer, refusal } from '../errors.ts';
+import { answer, rawAnswer, refusal } from '../errors.ts';
 import { collect as v8Collect, type Collect } from '../ops/gc.ts';
 import type { ProxyMetrics } from '../ops/metrics.ts';
 
@@ -177,10 +177,9 @@ export function clientTimedOut(socket: Socket, audit: AuditLog): AuditRecord | u
     audit.write(record);
   }
   if (socket.writable && !res?.headersSent) {
-    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
     // Closed once the answer is handed to the kernel: a client that never reads or never
     // closes its side must not keep the connection half-open.
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`, () => socket.destroy());
+    socket.end(rawAnswer({ status, headers, body }), () => socket.destroy());
   } else {
     socket.destroy();
   }

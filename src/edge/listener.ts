@@ -2,7 +2,7 @@
 // leaves exactly one audit line when its connection is done with it, whatever step refused
 // it; requests Node's parser or the adapter refuse before the app are answered and audited
 // here too, by the same writer as every other refusal (answer()).
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { AuditLog, AuditRecord } from '../audit/audit.ts';
 import type { Config } from '../config/env.ts';
 import { attachContext, auditRecord, type RequestContext } from '../context.ts';
-import { answer, refusal } from '../errors.ts';
+import { answer, rawAnswer, refusal } from '../errors.ts';
 import { capConnections, clientTimedOut, clientTimeouts, pacedTimeouts } from './abuse.ts';
 import type { Limiter } from '../limits/client-limits.ts';
 import type { GitLabHealth } from '../ops/gitlab-health.ts';
@@ -150,7 +150,6 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, audit: Au
   };
   audit.write(record);
   // Node's parser gave up on this connection: the answer is written to the socket directly.
-  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`);
+  socket.end(rawAnswer({ status, headers, body }));
   return record;
 }
