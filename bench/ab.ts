@@ -4,7 +4,7 @@
 //
 // Each root is a checkout (or a copy of src/ and bench/ with node_modules linked in), optionally
 // followed by Node flags after a '|' ("/work/main|--max-semi-space-size=1"). One
-// proxy per root is started from that root's bench/proxy-child.ts, next to the bare
+// proxy per root (BENCH_AB_INSTANCES: that many) is started from that root's bench/proxy-child.ts, next to the bare
 // passthrough and the hono+HPM one, all pinned to the same CPU; then the targets take turns (bare, hono+HPM, A, B, ...)
 // for BENCH_AB_REPS rounds of BENCH_AB_SECONDS each at 50 connections, and the median CPU
 // microseconds per request of each is printed. CPU time per request is what compares well
@@ -26,6 +26,10 @@ if (roots.length === 0) {
   process.exit(2);
 }
 const reps = Number(process.env.BENCH_AB_REPS ?? 5);
+// Processes per target. One process can run 10 % faster or slower than another of the same
+// code for its whole life (where the JIT and the allocator put things); with several, each
+// round's figure for a target is the mean over its processes.
+const instances = Math.max(1, Number(process.env.BENCH_AB_INSTANCES ?? 1));
 const seconds = Number(process.env.BENCH_AB_SECONDS ?? 4);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const pin = canPin() && process.env.BENCH_PIN !== '0';
@@ -43,31 +47,39 @@ try {
   const here = new URL('.', import.meta.url);
   const upstream = await startChild('upstream', new URL('upstream.ts', here), { BENCH_ROLE: 'upstream', BENCH_UPSTREAM_TOKEN: realToken }, pin ? { cpus: '0' } : {});
   const cpus = pin ? { cpus: '1' } : {};
-  const targets: { label: string; child: Child; cpu: number[]; rps: number[] }[] = [];
-  const bare = await startChild('bare', new URL('proxy-child.ts', here), { BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken }, cpus);
-  targets.push({ label: 'bare', child: bare, cpu: [], rps: [] });
+  const targets: { label: string; children: Child[]; cpu: number[]; rps: number[] }[] = [];
+  const start = async (label: string, script: URL, env: Record<string, string>, execArgv: string[] = []): Promise<void> => {
+    const children: Child[] = [];
+    for (let n = 0; n < instances; n++) children.push(await startChild(`${label} #${n + 1}`, script, { ...env, BENCH_AUDIT_LOG: join(tmp, `audit-${targets.length}-${n}.log`) }, { ...cpus, execArgv }));
+    targets.push({ label, children, cpu: [], rps: [] });
+  };
+  const childScript = new URL('proxy-child.ts', here);
+  await start('bare', childScript, { BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken });
   // The stack's own passthrough (hono + @hono/node-server + http-proxy-middleware): issue 12's baseline.
-  const stack = await startChild('stack', new URL('proxy-child.ts', here), { BENCH_ROLE: 'stack', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken }, cpus);
-  targets.push({ label: 'hono+HPM', child: stack, cpu: [], rps: [] });
-  for (const [i, spec] of roots.entries()) {
+  await start('hono+HPM', childScript, { BENCH_ROLE: 'stack', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken });
+  for (const spec of roots) {
     const [root = '', flags = ''] = spec.split('|');
-    const script = pathToFileURL(join(root, 'bench', 'proxy-child.ts'));
-    const child = await startChild(spec, script, {
+    await start(spec, pathToFileURL(join(root, 'bench', 'proxy-child.ts')), {
       BENCH_ROLE: 'proxy', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken, BENCH_JWT_SECRET: jwtSecret,
-      BENCH_POLICY_DIR: policyDir, BENCH_AUDIT_LOG: join(tmp, `audit-${i}.log`), BENCH_CODE: 'src',
-    }, { ...cpus, execArgv: flags.split(/\s+/).filter(Boolean) });
-    targets.push({ label: spec, child, cpu: [], rps: [] });
+      BENCH_POLICY_DIR: policyDir, BENCH_CODE: 'src',
+    }, flags.split(/\s+/).filter(Boolean));
   }
   const headers = { 'private-token': jwt };
-  for (const t of targets) await runLoad('warm', t.child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: 2 });
+  for (const t of targets) for (const child of t.children) await runLoad('warm', child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: 2 });
   for (let r = 0; r < reps; r++) {
     for (const t of targets) {
-      const c0 = procCpuSeconds(t.child.proc.pid)!;
-      const res = await runLoad(t.label, t.child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: seconds });
-      const c1 = procCpuSeconds(t.child.proc.pid)!;
-      if (res.non2xx || res.errors) throw new Error(`${t.label}: ${res.non2xx} non-2xx, ${res.errors} errors`);
-      t.cpu.push(((c1 - c0) * 1e6) / res.requests);
-      t.rps.push(res.rps);
+      let cpu = 0;
+      let rps = 0;
+      for (const child of t.children) {
+        const c0 = procCpuSeconds(child.proc.pid)!;
+        const res = await runLoad(t.label, child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: seconds });
+        const c1 = procCpuSeconds(child.proc.pid)!;
+        if (res.non2xx || res.errors) throw new Error(`${t.label}: ${res.non2xx} non-2xx, ${res.errors} errors`);
+        cpu += ((c1 - c0) * 1e6) / res.requests / t.children.length;
+        rps += res.rps / t.children.length;
+      }
+      t.cpu.push(cpu);
+      t.rps.push(rps);
     }
     console.log(`round ${r + 1}: ${targets.map((t) => `${t.label} ${fmt(t.cpu.at(-1)!, 0)} us`).join(', ')}`);
   }
@@ -84,7 +96,7 @@ try {
     const ratios = t.cpu.map((c, i) => c / first.cpu[i]!);
     console.log(`${t.label} / ${first.label}: median per-round CPU ratio ${fmt(median(ratios), 3)} (${ratios.map((r) => fmt(r, 2)).join(' ')})`);
   }
-  for (const t of targets) await t.child.stop();
+  for (const t of targets) for (const child of t.children) await child.stop();
   await upstream.stop();
 } finally {
   killAll();

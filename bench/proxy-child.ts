@@ -38,7 +38,27 @@ function vmHwm(): number | null {
   }
 }
 
+/** BENCH_PROFILE=alloc: V8's sampling heap profiler, counting every sampled allocation, also
+ *  those the garbage collector has already freed (what a request allocates, not what it keeps).
+ *  Returns a function that writes the profile into `dir`. */
+async function sampleAllocations(dir: string): Promise<() => Promise<void>> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return async () => {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(`${dir}/${process.env.BENCH_ROLE}-${process.pid}.heapprofile`, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 async function main(): Promise<void> {
+  const writeAllocations = process.env.BENCH_ALLOC_PROFILE ? await sampleAllocations(process.env.BENCH_ALLOC_PROFILE) : undefined;
   if (!process.send) throw new Error('proxy-child.ts is started by bench/run.ts (needs an IPC channel)');
   const role = need('BENCH_ROLE');
   const upstreamUrl = need('BENCH_UPSTREAM_URL');
@@ -139,7 +159,8 @@ async function main(): Promise<void> {
         break;
       case 'close':
         clearInterval(sampler);
-        void close().then(() => {
+        void close().then(async () => {
+          await writeAllocations?.();
           reply({ id: msg.id, rss: process.memoryUsage.rss(), peakRss: peak, vmHwm: vmHwm() });
           process.disconnect();
           // Exit normally (not by signal) so --cpu-prof can write its profile.

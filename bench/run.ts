@@ -48,6 +48,7 @@ const settings = {
   streamBytes: Math.round(envNumber('BENCH_STREAM_MIB', QUICK ? 32 : 256, 1, 4096) * MiB),
   pauseMs: QUICK ? 500 : 2000,
   profile: process.env.BENCH_PROFILE === '1',
+  allocProfile: process.env.BENCH_PROFILE === 'alloc',
   pin: process.env.BENCH_PIN !== '0',
   /** How the proxy writes its audit log: production (default), createAuditLog, or off. */
   audit: process.env.BENCH_AUDIT || 'production',
@@ -87,7 +88,7 @@ const say = (line = ''): void => console.log(line);
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
 
 // Never hang: the whole run is bounded.
-const budgetS = 120 + settings.warmup * 6 + settings.duration * (1 + settings.reps * 6) + light.duration * (1 + settings.reps * 2) + settings.streamBytes / (20 * MB);
+const budgetS = 120 + settings.warmup * 6 + settings.duration * (2 + settings.reps * 6) + light.duration * (1 + settings.reps * 2) + settings.streamBytes / (20 * MB);
 const watchdog = setTimeout(() => {
   console.error(`bench: exceeded its time budget of ${Math.round(budgetS)} s; stopping`);
   killAll();
@@ -264,6 +265,9 @@ const childExecArgv = (name: string): string[] => [
   ...(settings.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'profiles')}`, `--cpu-prof-name=${name}-${process.pid}.cpuprofile`] : []),
 ];
 const childOpts = (name: string): { execArgv: string[]; cpus?: string } => ({ execArgv: childExecArgv(name), ...(placement ? { cpus: placement.proxy } : {}) });
+/** BENCH_PROFILE=alloc: each process under test writes an allocation profile (proxy-child.ts). */
+const allocEnv: Record<string, string> = settings.allocProfile ? { BENCH_ALLOC_PROFILE: join(OUT_DIR, 'profiles') } : {};
+if (settings.allocProfile) mkdirSync(join(OUT_DIR, 'profiles'), { recursive: true });
 const proxyEnv = (upstreamUrl: string, policyDir: string, auditName: string): Record<string, string> => ({
   BENCH_ROLE: 'proxy',
   BENCH_UPSTREAM_URL: upstreamUrl,
@@ -273,8 +277,9 @@ const proxyEnv = (upstreamUrl: string, policyDir: string, auditName: string): Re
   BENCH_AUDIT_LOG: join(tmp, auditName),
   BENCH_CODE: settings.code,
   BENCH_REPO_URL: new URL('../', HERE).href,
+  ...allocEnv,
 });
-const bareEnv = (upstreamUrl: string, role: 'bare' | 'stack' = 'bare'): Record<string, string> => ({ BENCH_ROLE: role, BENCH_UPSTREAM_URL: upstreamUrl, BENCH_UPSTREAM_TOKEN: realToken });
+const bareEnv = (upstreamUrl: string, role: 'bare' | 'stack' = 'bare'): Record<string, string> => ({ BENCH_ROLE: role, BENCH_UPSTREAM_URL: upstreamUrl, BENCH_UPSTREAM_TOKEN: realToken, ...allocEnv });
 
 const source = sourceFingerprint();
 if (settings.code === 'dist') {
@@ -363,6 +368,10 @@ try {
   const fixed: LoadSettings = { ...load, rate: Math.max(1, Math.round(stackRps / 2)) };
   say();
   say(`== 1c. Latency at a fixed rate: ${fmtInt(fixed.rate!)} req/s (half the hono+HPM passthrough's), ${settings.connections} connections ==`);
+  // Context: the same paced load straight to the upstream, the latency floor of the load
+  // generator, the upstream and this machine (a tail here is not the proxies').
+  const directFixed = await measure(`${direct.label} at ${fmtInt(fixed.rate!)}/s`, direct.url, direct.headers, fixed, upstream.proc.pid);
+  progress(directFixed);
   const fixedRuns: { stack: LoadResult[]; proxy: LoadResult[] } = { stack: [], proxy: [] };
   for (let rep = 0; rep < settings.reps; rep++) {
     for (const key of ['stack', 'proxy'] as const) {
@@ -380,7 +389,7 @@ try {
   say();
   say(
     table(['target (fixed rate)', 'runs', 'req/s', 'p50 ms', 'p99 ms', 'CPU %', 'CPU us/req'], [
-      ['hono+HPM passthrough', fixedStack], ['gitlab-scope-proxy', fixedProxy],
+      ['direct (upstream)', summarize([directFixed])], ['hono+HPM passthrough', fixedStack], ['gitlab-scope-proxy', fixedProxy],
     ].map(([name, sum]) => {
       const x = sum as Summary;
       return [name as string, String(x.runs), fmtInt(x.rps), fmt(x.p50Ms, 3), fmt(x.p99Ms, 3), fmt(100 * x.cpuShare, 0), fmt(x.cpuUsPerReq, 0)];
@@ -491,7 +500,7 @@ try {
     medians: { direct: directS, bare: bareS, stack: stackS, proxy: proxyS },
     stackOverBare: stackS.rps / bareS.rps,
     proxyOverStack: { value: stackRatio, target: TARGETS.stackRatio, pass: stackRatio >= TARGETS.stackRatio },
-    fixedRate: { rate: fixed.rate, runs: fixedRuns, addedP99Ms: { value: fixedAddedP99, target: TARGETS.fixedRateAddedP99Ms, pass: fixedAddedP99 < TARGETS.fixedRateAddedP99Ms } },
+    fixedRate: { rate: fixed.rate, direct: directFixed, runs: fixedRuns, addedP99Ms: { value: fixedAddedP99, target: TARGETS.fixedRateAddedP99Ms, pass: fixedAddedP99 < TARGETS.fixedRateAddedP99Ms } },
     rpsRatio: { value: rpsRatio, target: TARGETS.rpsRatio, pass: rpsRatio >= TARGETS.rpsRatio, perPair: pairRatios },
     addedP50Ms: { value: addedP50, target: TARGETS.addedP50Ms, pass: addedP50 < TARGETS.addedP50Ms, perPair: pairAdded },
     cpuPerRequestBareOverProxy: 1 / cpuRatio,

@@ -2,6 +2,7 @@
 // response's own time (autocannon's 'response' event, float milliseconds from hrtime):
 // autocannon's histogram stores whole milliseconds, too coarse for a sub-millisecond budget.
 import autocannon from 'autocannon';
+import { runPacedLoad } from './paced-load.ts';
 import { percentile, Samples } from './stats.ts';
 
 export interface LoadSettings {
@@ -9,7 +10,8 @@ export interface LoadSettings {
   pipelining: number;
   /** Seconds. */
   duration: number;
-  /** Requests per second over all connections (a fixed-rate load); unset: as fast as possible. */
+  /** Requests per second over all connections, evenly spaced (a fixed-rate load,
+   *  bench/lib/paced-load.ts); unset: as fast as possible. */
   rate?: number;
 }
 
@@ -36,11 +38,14 @@ export interface LoadResult {
 }
 
 export function runLoad(label: string, url: string, headers: Record<string, string>, s: LoadSettings): Promise<LoadResult> {
+  // A fixed rate is sent by bench/lib/paced-load.ts: autocannon's overallRate is a burst at
+  // the start of every second.
+  if (s.rate) return runPacedLoad(label, url, headers, { ...s, rate: s.rate });
   return new Promise((resolve, reject) => {
     const samples = new Samples();
     let firstError: string | undefined;
     const instance = autocannon(
-      { url, headers, connections: s.connections, pipelining: s.pipelining, duration: s.duration, timeout: 10, ...(s.rate ? { overallRate: s.rate } : {}) },
+      { url, headers, connections: s.connections, pipelining: s.pipelining, duration: s.duration, timeout: 10 },
       (err, result) => {
         if (err) return reject(err);
         const sorted = samples.sorted();

@@ -1,9 +1,10 @@
 // Prometheus metrics, served on the admin listener only (src/ops/admin.ts). Every label value
 // comes from a bounded set: client names from the policy ("(none)" before authentication),
 // decisions, HTTP statuses, and fixed reason codes; a label never carries request data.
-// The hot path (one call per request, when it ends) uses label children cached in Maps, so
-// it costs a few Map lookups and increments.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+// The hot path (one call per request, when it ends) counts in plain numbers (tally.ts), handed
+// to prom-client when /metrics is scraped; it costs a few Map lookups and increments.
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { HistogramTally, RequestTally } from './tally.ts';
 
 /** Client label for requests that never authenticated; not a valid client name. */
 export const NO_CLIENT = '(none)';
@@ -37,9 +38,9 @@ export interface MetricsSources {
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'client' | 'decision' | 'status'>;
-  readonly #duration: Histogram<'client'>;
-  readonly #upstreamDuration: Histogram<'client'>;
+  readonly #requests = new RequestTally();
+  readonly #duration: HistogramTally;
+  readonly #upstreamDuration: HistogramTally;
   readonly #upstreamErrors: Counter<'kind'>;
   readonly #reloads: Counter<'result'>;
   readonly #lastReload: Gauge;
@@ -55,26 +56,24 @@ export class ProxyMetrics {
   readonly #connectionsDropped: Counter;
   /** Only with REDIS_URL: without it there is nothing to share, and no series to alert on. */
   #limitsShared: Gauge | undefined;
-  readonly #requestChildren = new Map<string, Counter.Internal>();
-  readonly #durationChildren = new Map<string, Histogram.Internal<'client'>>();
-  readonly #upstreamChildren = new Map<string, Histogram.Internal<'client'>>();
   readonly #jwtReasons = new Set<string>();
 
   constructor(sources: MetricsSources = {}, opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    this.#requests = new Counter({
+    const requests = this.#requests;
+    new Counter({
       name: 'gsp_requests_total', help: 'Requests to the vendor-facing listener, by client, decision and HTTP status.',
       labelNames: ['client', 'decision', 'status'], registers,
+      collect() {
+        this.reset();
+        for (const [client, decision, status, n] of requests.entries()) this.inc({ client, decision, status: String(status) }, n);
+      },
     });
-    this.#duration = new Histogram({
-      name: 'gsp_request_duration_seconds', help: 'Whole request, from arrival to the last byte of the response.',
-      labelNames: ['client'], buckets: DURATION_BUCKETS, registers,
-    });
-    this.#upstreamDuration = new Histogram({
-      name: 'gsp_upstream_duration_seconds', help: "GitLab's part: from sending the request to GitLab's response headers.",
-      labelNames: ['client'], buckets: DURATION_BUCKETS, registers,
-    });
+    this.#duration = new HistogramTally('gsp_request_duration_seconds', 'Whole request, from arrival to the last byte of the response.', 'client', DURATION_BUCKETS);
+    this.#upstreamDuration = new HistogramTally('gsp_upstream_duration_seconds', "GitLab's part: from sending the request to GitLab's response headers.", 'client', DURATION_BUCKETS);
+    this.registry.registerMetric(this.#duration.asMetric());
+    this.registry.registerMetric(this.#upstreamDuration.asMetric());
     this.#upstreamErrors = new Counter({
       name: 'gsp_upstream_errors_total', help: 'Requests to GitLab that failed, by kind (refused, reset, dns, tls, connect-timeout, response-timeout, stall-timeout, other).',
       labelNames: ['kind'], registers,
@@ -147,15 +146,9 @@ export class ProxyMetrics {
   /** One finished request (called once, when its response is over). */
   request(o: RequestObservation): void {
     const client = o.client ?? NO_CLIENT;
-    const key = `${client}\0${o.decision}\0${o.status}`;
-    let counter = this.#requestChildren.get(key);
-    if (!counter) {
-      counter = this.#requests.labels(client, o.decision, String(o.status));
-      this.#requestChildren.set(key, counter);
-    }
-    counter.inc();
-    this.#histogram(this.#durationChildren, this.#duration, client).observe(o.durationMs / 1000);
-    if (o.upstreamMs !== null) this.#histogram(this.#upstreamChildren, this.#upstreamDuration, client).observe(o.upstreamMs / 1000);
+    this.#requests.count(client, o.decision, o.status);
+    this.#duration.observe(client, o.durationMs / 1000);
+    if (o.upstreamMs !== null) this.#upstreamDuration.observe(client, o.upstreamMs / 1000);
     if (o.decision === 'deny' || o.decision === 'would-deny') this.#denials.labels(client, o.decision, this.#capped(this.#denialReasons, o.reason)).inc();
     if (o.status === 401) this.#jwtFailures.labels(this.#reason(o.reason)).inc();
     else if (o.status === 429 && (o.reason === 'rate-limited' || o.reason === 'too-many-concurrent')) this.#limitRefusals.labels(client, o.reason).inc();
@@ -165,17 +158,13 @@ export class ProxyMetrics {
     this.#upstreamErrors.labels(kind).inc();
   }
 
-  /** The policy in force changed (start or successful reload). Pre-creates label children. */
+  /** The policy in force changed (start or successful reload). */
   policyLoaded(checksum: string, clients: Iterable<string>): void {
     this.#policyInfo.reset();
     this.#policyInfo.labels(checksum).set(1);
     this.#lastReload.set(Date.now() / 1000);
     let n = 0;
-    for (const client of clients) {
-      n++;
-      this.#histogram(this.#durationChildren, this.#duration, client);
-      this.#histogram(this.#upstreamChildren, this.#upstreamDuration, client);
-    }
+    for (const _ of clients) n++;
     this.#policyClients.set(n);
   }
 
@@ -216,15 +205,6 @@ export class ProxyMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
-  }
-
-  #histogram(cache: Map<string, Histogram.Internal<'client'>>, metric: Histogram<'client'>, client: string): Histogram.Internal<'client'> {
-    let child = cache.get(client);
-    if (!child) {
-      child = metric.labels(client);
-      cache.set(client, child);
-    }
-    return child;
   }
 
   /** Reasons are fixed codes; the cap is a second line against an unbounded label. */
