@@ -102,10 +102,13 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
 
 async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: AppDeps): Promise<Client> {
   if (!req.credential) throw new ProxyError('unauthorized', 'no-token');
-  const identity = await deps.verifier.verify(req.credential.token, deps.policy()).catch((err: unknown) => {
+  let identity;
+  try {
+    identity = await deps.verifier.verify(req.credential.token, deps.policy());
+  } catch (err) {
     keepRefusedIdentity(err, ctx, deps.policy());
     throw err;
-  });
+  }
   ctx.client = identity.client.name;
   ctx.jti = identity.jti ?? null;
   if (!sourceAllowed(identity.client, ctx.ip)) throw new ProxyError('unauthorized', 'source-ip-not-allowed');

@@ -123,7 +123,9 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
       const { decision, reason } = plan.ctx;
       plan.ctx.decision = 'deny';
       plan.ctx.reason = 'connection-closed';
-      if (!(await isCurrentResponse(req, res))) return;
+      // Usually the response already owns its connection: no promise to wait for.
+      const current = res.socket ? isUsable(res.socket) : await isCurrentResponse(req, res);
+      if (!current) return;
       plan.ctx.decision = decision;
       plan.ctx.reason = reason;
       (req as PlannedRequest)[PLAN] = plan;
@@ -148,6 +150,8 @@ function setCredential(headers: Record<string, string>, token: string, basic: bo
   else headers['private-token'] = token;
 }
 
+const isUsable = (socket: Socket | null): boolean => socket !== null && socket.writable && !socket.destroyed;
+
 /**
  * True once `res` owns its connection and the connection can still carry an answer; false
  * if it closes or is ending first. Node parses the next pipelined request, and hands it the
@@ -155,7 +159,7 @@ function setCredential(headers: Record<string, string>, token: string, basic: bo
  * side, when that answer was written between two parser callbacks.
  */
 function isCurrentResponse(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const usable = (socket: Socket | null): boolean => socket !== null && socket.writable && !socket.destroyed;
+  const usable = isUsable;
   if (res.socket) return Promise.resolve(usable(res.socket));
   const socket = req.socket;
   if (!usable(socket)) return Promise.resolve(false);
