@@ -26,7 +26,7 @@ const name = (f: HeapNode['callFrame']): string => {
   const url = f.url.startsWith('file://') ? fileURLToPath(f.url) : f.url;
   return `${f.functionName || '(anonymous)'}  ${url.startsWith(ROOT) ? url.slice(ROOT.length) : url}:${f.lineNumber + 1}`;
 };
-const ours = (label: string): boolean => /  (src|dist)\//.test(label);
+const ours = (label: string): boolean => / {2}(src|dist)\//.test(label);
 const underOwn = new Map<string, number>();
 const self = new Map<string, number>();
 let total = 0;
