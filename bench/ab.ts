@@ -61,7 +61,7 @@ try {
     const [root = '', flags = ''] = spec.split('|');
     await start(spec, pathToFileURL(join(root, 'bench', 'proxy-child.ts')), {
       BENCH_ROLE: 'proxy', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken, BENCH_JWT_SECRET: jwtSecret,
-      BENCH_POLICY_DIR: policyDir, BENCH_CODE: 'src',
+      BENCH_POLICY_DIR: policyDir, BENCH_CODE: process.env.BENCH_CODE ?? 'src',
     }, flags.split(/\s+/).filter(Boolean));
   }
   const headers = { 'private-token': jwt };

@@ -52,11 +52,13 @@ export async function startChild(
   name: string,
   script: URL,
   env: Record<string, string>,
-  opts: { execArgv?: string[]; readyTimeoutMs?: number; cpus?: string } = {},
+  opts: { execArgv?: string[]; readyTimeoutMs?: number; cpus?: string; execPath?: string } = {},
 ): Promise<Child> {
   const proc = fork(script, [], {
     env: { ...process.env, ...env },
     execArgv: opts.execArgv ?? [],
+    // A wrapper (valgrind, for bench/instructions.ts) that starts Node itself.
+    ...(opts.execPath ? { execPath: opts.execPath } : {}),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   live.add(proc);
