@@ -49,6 +49,10 @@ const settings = {
   pauseMs: QUICK ? 500 : 2000,
   profile: process.env.BENCH_PROFILE === '1',
   allocProfile: process.env.BENCH_PROFILE === 'alloc',
+  /** A/A calibration: every place of gitlab-scope-proxy runs the hono+HPM passthrough instead,
+   *  so each "proxy vs passthrough" figure compares identical code and shows what the machine
+   *  alone makes of it. */
+  aa: process.env.BENCH_AA === '1',
   pin: process.env.BENCH_PIN !== '0',
   /** How the proxy writes its audit log: production (default), createAuditLog, or off. */
   audit: process.env.BENCH_AUDIT || 'production',
@@ -261,14 +265,14 @@ const START_FLAGS = ((): string[] => {
 })();
 const childExecArgv = (name: string): string[] => [
   '--expose-gc',
-  ...(name.startsWith('proxy') ? [...START_FLAGS, ...settings.proxyFlags] : []),
+  ...(name.startsWith('proxy') && !settings.aa ? [...START_FLAGS, ...settings.proxyFlags] : []),
   ...(settings.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'profiles')}`, `--cpu-prof-name=${name}-${process.pid}.cpuprofile`] : []),
 ];
 const childOpts = (name: string): { execArgv: string[]; cpus?: string } => ({ execArgv: childExecArgv(name), ...(placement ? { cpus: placement.proxy } : {}) });
 /** BENCH_PROFILE=alloc: each process under test writes an allocation profile (proxy-child.ts). */
 const allocEnv: Record<string, string> = settings.allocProfile ? { BENCH_ALLOC_PROFILE: join(OUT_DIR, 'profiles') } : {};
 if (settings.allocProfile) mkdirSync(join(OUT_DIR, 'profiles'), { recursive: true });
-const proxyEnv = (upstreamUrl: string, policyDir: string, auditName: string): Record<string, string> => ({
+const proxyEnv = (upstreamUrl: string, policyDir: string, auditName: string): Record<string, string> => settings.aa ? bareEnv(upstreamUrl, 'stack') : ({
   BENCH_ROLE: 'proxy',
   BENCH_UPSTREAM_URL: upstreamUrl,
   BENCH_UPSTREAM_TOKEN: realToken,
@@ -311,7 +315,8 @@ try {
       `${settings.reps} interleaved repetition(s); medians reported${QUICK ? '  [BENCH_QUICK]' : ''}`,
   );
   say(`source: commit ${source.commit ?? '?'}${source.srcChangedFiles ? `, ${source.srcChangedFiles} uncommitted change(s) in src/` : ''}, src/ sha256 ${source.srcSha256.slice(0, 12)}; proxy runs ${settings.code === 'dist' ? 'dist/ (src/ compiled, as npm start does)' : 'src/ (type stripping)'}`);
-  say(`gitlab-scope-proxy runs with the Node flags of npm start: ${START_FLAGS.join(' ') || '(none)'}${settings.proxyFlags.length ? `, plus BENCH_PROXY_FLAGS: ${settings.proxyFlags.join(' ')}` : ''}`);
+  if (settings.aa) say('A/A CALIBRATION (BENCH_AA=1): every "gitlab-scope-proxy" below is the hono+HPM passthrough; each proxy-vs-passthrough figure compares identical code');
+  else say(`gitlab-scope-proxy runs with the Node flags of npm start: ${START_FLAGS.join(' ') || '(none)'}${settings.proxyFlags.length ? `, plus BENCH_PROXY_FLAGS: ${settings.proxyFlags.join(' ')}` : ''}`);
   if (loadavg()[0]! > ncpu / 2) say(`note: the machine is already busy (1-minute load average ${fmt(loadavg()[0]!)} on ${ncpu} CPUs): expect noisy figures`);
   if (placement && !pinToCpus(process.pid, placement.parent)) throw new Error('could not pin the load generator (set BENCH_PIN=0)');
   say(
@@ -481,7 +486,7 @@ try {
   await large.stop();
   await bare.stop();
   const auditSmall = join(tmp, 'audit-small.log');
-  const auditOn = settings.audit !== 'off';
+  const auditOn = settings.audit !== 'off' && !settings.aa;
   const auditLines = auditOn ? await countLines(auditSmall) : 0;
   const auditBytes = auditOn ? statSync(auditSmall).size : 0;
   const largeAuditLines = auditOn ? await countLines(join(tmp, 'audit-large.log')) : 0;
@@ -491,6 +496,8 @@ try {
       ' (requests cut off at the end of a run are audited too, as aborted)');
     if (auditLines < answered.proxy) problems.push(`audit log has ${auditLines} lines for ${answered.proxy} requests`);
     if (largeAuditLines < answered.large) problems.push(`large-policy audit log has ${largeAuditLines} lines for ${answered.large} requests`);
+  } else if (settings.aa) {
+    say('audit log: none (BENCH_AA=1: the places of gitlab-scope-proxy ran the hono+HPM passthrough)');
   } else {
     say('audit log: off (BENCH_AUDIT=off): lines were built and discarded; figures do not include writing them');
   }
