@@ -35,6 +35,45 @@ export interface LoadResult {
   cpuShare?: number;
   /** CPU time of the process under test per completed request, in microseconds. */
   cpuUsPerReq?: number;
+  /** Every 2xx response's latency, sorted (fixed-rate runs only: for mergeRuns). */
+  latenciesMs?: Float64Array;
+}
+
+/** One result for several runs against the same target: latencies pooled, percentiles taken
+ *  over the pool, counts summed, CPU figures weighted by each run's requests and duration. */
+export function mergeRuns(label: string, runs: LoadResult[]): LoadResult {
+  const pool = new Float64Array(runs.reduce((n, r) => n + (r.latenciesMs?.length ?? 0), 0));
+  let at = 0;
+  for (const r of runs) {
+    if (!r.latenciesMs) throw new Error(`${r.label}: no latencies to merge`);
+    pool.set(r.latenciesMs, at);
+    at += r.latenciesMs.length;
+  }
+  pool.sort();
+  const sum = (f: (r: LoadResult) => number): number => runs.reduce((n, r) => n + f(r), 0);
+  const durationS = sum((r) => r.durationS);
+  const requests = sum((r) => r.requests);
+  const statusCodes: Record<string, number> = {};
+  for (const r of runs) for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
+  const cpuKnown = runs.every((r) => r.cpuShare !== undefined && r.cpuUsPerReq !== undefined);
+  return {
+    label,
+    url: runs[0]!.url,
+    durationS,
+    requests,
+    rps: requests / durationS,
+    p50Ms: percentile(pool, 50),
+    p90Ms: percentile(pool, 90),
+    p99Ms: percentile(pool, 99),
+    maxMs: pool.length ? pool[pool.length - 1]! : NaN,
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    non2xx: sum((r) => r.non2xx),
+    statusCodes,
+    firstError: runs.find((r) => r.firstError)?.firstError,
+    ...(cpuKnown ? { cpuShare: sum((r) => r.cpuShare! * r.durationS) / durationS, cpuUsPerReq: sum((r) => r.cpuUsPerReq! * r.requests) / Math.max(requests, 1) } : {}),
+    latenciesMs: pool,
+  };
 }
 
 export function runLoad(label: string, url: string, headers: Record<string, string>, s: LoadSettings): Promise<LoadResult> {

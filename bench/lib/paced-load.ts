@@ -64,6 +64,7 @@ export function runPacedLoad(label: string, url: string, headers: Record<string,
         non2xx,
         statusCodes,
         firstError,
+        latenciesMs: sorted,
       });
     };
     const fail = (message: string): void => {
