@@ -9,15 +9,13 @@
 // for BENCH_AB_REPS rounds of BENCH_AB_SECONDS each at 50 connections, and the median CPU
 // microseconds per request of each is printed. CPU time per request is what compares well
 // on a shared machine; req/s is printed for reference only.
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { mintToken } from '../src/auth/mint.ts';
+import { abSetup } from './lib/ab-setup.ts';
 import { canPin, killAll, pinToCpus, procCpuSeconds, startChild, type Child } from './lib/children.ts';
 import { runLoad } from './lib/load.ts';
-import { BENCH_CLIENT, BENCH_PATH, smallPolicy } from './lib/policy.ts';
+import { BENCH_PATH } from './lib/policy.ts';
 import { fmt, fmtInt, median } from './lib/stats.ts';
 
 const roots = (process.env.BENCH_AB_ROOTS ?? '').split(',').filter(Boolean);
@@ -34,13 +32,7 @@ const seconds = Number(process.env.BENCH_AB_SECONDS ?? 4);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const pin = canPin() && process.env.BENCH_PIN !== '0';
 
-const tmp = mkdtempSync(join(tmpdir(), 'gsp-ab-'));
-const realToken = `glpat-${randomBytes(12).toString('hex')}`;
-const jwtSecret = randomBytes(32).toString('hex');
-const policyDir = join(tmp, 'policy');
-mkdirSync(policyDir);
-writeFileSync(join(policyDir, 'bench.yaml'), smallPolicy());
-const jwt = await mintToken({ client: BENCH_CLIENT, audience: 'gitlab-scope-proxy', issuer: undefined, expiresInSeconds: 3600, key: { kind: 'secret', secret: new TextEncoder().encode(jwtSecret) } });
+const { tmp, realToken, jwtSecret, policyDir, jwt } = await abSetup('gsp-ab-');
 
 try {
   if (pin) pinToCpus(process.pid, '0');

@@ -10,15 +10,13 @@
 // divided by that number. Needs valgrind (Debian's package). Instructions are not time (a cache
 // miss costs more than an add), but a change that removes work shows here run after run.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { mintToken } from '../src/auth/mint.ts';
+import { abSetup } from './lib/ab-setup.ts';
 import { killAll, startChild, type Child } from './lib/children.ts';
-import { BENCH_CLIENT, BENCH_PATH, smallPolicy } from './lib/policy.ts';
+import { BENCH_PATH } from './lib/policy.ts';
 import { fmt } from './lib/stats.ts';
 
 const roots = (process.env.BENCH_IR_ROOTS ?? '').split(',').filter(Boolean);
@@ -30,13 +28,7 @@ const requests = Number(process.env.BENCH_IR_REQUESTS ?? 2000);
 const warmup = Number(process.env.BENCH_IR_WARMUP ?? 4000);
 const CONCURRENCY = 10;
 
-const tmp = mkdtempSync(join(tmpdir(), 'gsp-ir-'));
-const realToken = `glpat-${randomBytes(12).toString('hex')}`;
-const jwtSecret = randomBytes(32).toString('hex');
-const policyDir = join(tmp, 'policy');
-mkdirSync(policyDir);
-writeFileSync(join(policyDir, 'bench.yaml'), smallPolicy());
-const jwt = await mintToken({ client: BENCH_CLIENT, audience: 'gitlab-scope-proxy', issuer: undefined, expiresInSeconds: 3600, key: { kind: 'secret', secret: new TextEncoder().encode(jwtSecret) } });
+const { tmp, realToken, jwtSecret, policyDir, jwt } = await abSetup('gsp-ir-');
 
 /** `n` GETs over CONCURRENCY keep-alive connections; every answer must be a 200. */
 async function send(url: string, n: number): Promise<void> {
