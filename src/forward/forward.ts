@@ -159,10 +159,9 @@ const isUsable = (socket: Socket | null): boolean => socket !== null && socket.w
  * side, when that answer was written between two parser callbacks.
  */
 function isCurrentResponse(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const usable = isUsable;
-  if (res.socket) return Promise.resolve(usable(res.socket));
+  if (res.socket) return Promise.resolve(isUsable(res.socket));
   const socket = req.socket;
-  if (!usable(socket)) return Promise.resolve(false);
+  if (!isUsable(socket)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = (current: boolean): void => {
       res.off('socket', onSocket);
@@ -170,7 +169,7 @@ function isCurrentResponse(req: IncomingMessage, res: ServerResponse): Promise<b
       resolve(current);
     };
     // ServerResponse emits 'socket' when Node assigns it the connection (_http_server.js).
-    const onSocket = (): void => done(usable(res.socket));
+    const onSocket = (): void => done(isUsable(res.socket));
     const onClose = (): void => done(false);
     res.on('socket', onSocket);
     socket.on('close', onClose);

@@ -66,8 +66,7 @@ export class ProxyMetrics {
       name: 'gsp_requests_total', help: 'Requests to the vendor-facing listener, by client, decision and HTTP status.',
       labelNames: ['client', 'decision', 'status'], registers,
       collect() {
-        this.reset();
-        for (const [client, decision, status, n] of requests.entries()) this.inc({ client, decision, status: String(status) }, n);
+        requests.publish(this);
       },
     });
     this.#duration = new HistogramTally('gsp_request_duration_seconds', 'Whole request, from arrival to the last byte of the response.', 'client', DURATION_BUCKETS);

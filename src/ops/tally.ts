@@ -3,7 +3,7 @@
 // on every inc() and observe() (lib/util.js hashObject) and validate them again: measured in
 // place, the three calls per request cost 8-10 % of the proxy's CPU per request at saturation
 // (bench/ab.ts, docs/benchmarks.md). Here a request costs a few Map lookups and increments.
-import type { Metric } from 'prom-client';
+import type { Counter, Metric } from 'prom-client';
 
 interface Count {
   n: number;
@@ -24,9 +24,13 @@ export class RequestTally {
     else byStatus.set(status, { n: 1 });
   }
 
-  *entries(): Generator<[client: string, decision: string, status: number, n: number]> {
+  /** Sets `counter` to these counts: called from its collect(), when /metrics is scraped. */
+  publish(counter: Counter<'client' | 'decision' | 'status'>): void {
+    counter.reset();
     for (const [client, byDecision] of this.#byClient) {
-      for (const [decision, byStatus] of byDecision) for (const [status, { n }] of byStatus) yield [client, decision, status, n];
+      for (const [decision, byStatus] of byDecision) {
+        for (const [status, { n }] of byStatus) counter.inc({ client, decision, status: String(status) }, n);
+      }
     }
   }
 }
