@@ -3,7 +3,7 @@
 //   exit 0: done; 1: check/explain found problems or a denial; 2: bad configuration or usage.
 // `main(argv, io)` runs one command against the given streams and environment and returns its
 // exit code (tests call it in-process); only the bin entry at the bottom touches `process`.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -225,7 +225,13 @@ async function grantsCommand(args: string[], cliIo: Io): Promise<number> {
   if (!valid) throw new UsageError(USAGE.grants!);
   // Loaded on use: the other commands start no slower.
   const [{ listGrants, revokeGrants }, { openStore }] = await Promise.all([import('./commands/grants.ts'), import('./store/open.ts')]);
-  const store = await openStore(loadStoreSettings(cliIo.env));
+  const settings = loadStoreSettings(cliIo.env);
+  // The proxy creates the SQLite file when it starts; a command that does not find it names the
+  // path rather than creating an empty store there (a mistyped SQLITE_FILE would list nothing).
+  if (!settings.redisUrl && settings.sqliteFile !== ':memory:' && !existsSync(settings.sqliteFile)) {
+    throw new ConfigError(`SQLITE_FILE ${settings.sqliteFile} does not exist: point it at the file the proxy uses (it creates it when it starts)`);
+  }
+  const store = await openStore(settings);
   try {
     const io = { store, auditLog: cliIo.env.AUDIT_LOG || undefined, out: (line: string) => cliIo.log(line) };
     return action === 'list' ? await listGrants(io, values.json === true) : await revokeGrants(io, id ? { id } : { client: client! });

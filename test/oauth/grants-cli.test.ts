@@ -1,13 +1,14 @@
 // `gitlab-scope-proxy grants list|revoke` against a real SQLite file: the command as an
 // operator runs it once, the listing and edge cases through the same functions in-process.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { listGrants, revokeGrants } from '../../src/commands/grants.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import type { Grant } from '../../src/store/store.ts';
+import { runCli } from '../support/cli.ts';
 
 const CLI = join(import.meta.dirname, '../../src/cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'gsp-grants-'));
@@ -48,4 +49,15 @@ it('revokes one client\'s grants from the command line, with an audit line each,
   expect(await revokeGrants(io, { id: A })).toBe(1);
   expect(out).toEqual([`no active grant ${A}`]);
   await store.close();
+});
+
+it('names a SQLITE_FILE that does not exist instead of creating an empty store there', async () => {
+  const typo = join(dir, 'stat.sqlite');
+  for (const args of [['grants', 'list'], ['grants', 'revoke', '--client', 'zoom']]) {
+    const run = await runCli(args, { env: { SQLITE_FILE: typo } });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`SQLITE_FILE ${typo} does not exist`);
+    expect(run.stdout).toBe('');
+  }
+  expect(existsSync(typo)).toBe(false);
 });
