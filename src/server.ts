@@ -83,7 +83,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
     { inFlight: () => limiter.inFlight(), upstreamSockets: () => agentSockets(agent), gitlabUp: () => gitlabHealth.up(), bodyBytesHeld: () => bodyBudget.held },
     { processMetrics: opts.admin === true },
   );
-  metrics.policyLoaded(live.state.policy.checksum, live.state.policy.clients.keys());
+  metrics.policyLoaded(live.state.policy.checksum, live.state.policy.clients.size);
 
   // 1. The audit log, before anything can be served.
   const { audit, sink, refusing } = openAuditLog(config, opts.audit, metrics, ops, opts.auditRetryMs ?? 1000);

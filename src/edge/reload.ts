@@ -68,7 +68,7 @@ export function createReloader(d: {
     if (changed.includes('jwt-keys')) d.verifier.swap(next.jwt);
     if (changed.includes('tls-certificate') && next.tls) (d.server as unknown as HttpsServer).setSecureContext({ cert: next.tls.cert, key: next.tls.key });
     d.metrics.reload(true);
-    d.metrics.policyLoaded(policy.checksum, policy.clients.keys());
+    d.metrics.policyLoaded(policy.checksum, policy.clients.size);
     d.audit.write({ client: 'system', decision: 'reload', reason: trigger, checksum: policy.checksum, previousChecksum: previous.policy.checksum, changed });
     d.ops.info({ trigger, changed, clients: policy.clients.size, checksum: policy.checksum }, 'reloaded');
     watcher?.rearm();

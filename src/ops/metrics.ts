@@ -158,13 +158,11 @@ export class ProxyMetrics {
   }
 
   /** The policy in force changed (start or successful reload). */
-  policyLoaded(checksum: string, clients: Iterable<string>): void {
+  policyLoaded(checksum: string, clientCount: number): void {
     this.#policyInfo.reset();
     this.#policyInfo.labels(checksum).set(1);
     this.#lastReload.set(Date.now() / 1000);
-    let n = 0;
-    for (const _ of clients) n++;
-    this.#policyClients.set(n);
+    this.#policyClients.set(clientCount);
   }
 
   reload(ok: boolean): void {
