@@ -7,7 +7,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { identifyForAudit } from './auth/identify.ts';
-import type { TokenVerifier } from './auth/verify.ts';
+import type { Identity, TokenVerifier } from './auth/verify.ts';
 import { keepRefusedIdentity } from './auth/refused-identity.ts';
 import { sourceAllowed } from './auth/source-ips.ts';
 import { getCatalogue } from './catalogue/catalogue.ts';
@@ -66,15 +66,19 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
     // Answered for anyone, before authentication, as GitLab does (decide() says the same).
     if (request.method === 'OPTIONS') return answerOptions(ctx);
 
-    const client = await authenticate(request, ctx, deps);
+    // authenticate() and decide() answer at once when they can (a cached token, a request
+    // without a body): a promise is awaited only when one was needed.
+    const authenticating = authenticate(request, ctx, deps);
+    const client = authenticating instanceof Promise ? await authenticating : authenticating;
     const admitting = deps.admit?.(client, ctx);
     if (admitting) await admitting;
-    const decision = await decide({
+    const deciding = decide({
       request,
       client,
       readBody: () => readBody(incoming, deps.maxBodyBytes, request.body?.length, deps.bodyBudget && { budget: deps.bodyBudget, res: outgoing }),
       resolver: deps.scope,
     });
+    const decision = deciding instanceof Promise ? await deciding : deciding;
     record(ctx, decision);
     if (decision.refusal) return refuse(incoming, ctx, decision.refusal, deps);
 
@@ -100,15 +104,24 @@ async function handle(incoming: IncomingMessage, outgoing: ServerResponse, deps:
   }
 }
 
-async function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: AppDeps): Promise<Client> {
+function authenticate(req: CanonicalRequest, ctx: RequestContext, deps: AppDeps): Client | Promise<Client> {
   if (!req.credential) throw new ProxyError('unauthorized', 'no-token');
-  let identity;
+  const policy = deps.policy();
+  let verified;
   try {
-    identity = await deps.verifier.verify(req.credential.token, deps.policy());
+    verified = deps.verifier.verify(req.credential.token, policy);
   } catch (err) {
-    keepRefusedIdentity(err, ctx, deps.policy());
+    keepRefusedIdentity(err, ctx, policy);
     throw err;
   }
+  if (!(verified instanceof Promise)) return admitIdentity(verified, ctx);
+  return verified.then((identity) => admitIdentity(identity, ctx), (err: unknown) => {
+    keepRefusedIdentity(err, ctx, policy);
+    throw err;
+  });
+}
+
+function admitIdentity(identity: Identity, ctx: RequestContext): Client {
   ctx.client = identity.client.name;
   ctx.jti = identity.jti ?? null;
   if (!sourceAllowed(identity.client, ctx.ip)) throw new ProxyError('unauthorized', 'source-ip-not-allowed');

@@ -80,21 +80,24 @@ export class TokenVerifier {
     return sameAlg.map((k) => k.key);
   }
 
-  async verify(token: string, policy: Policy, now = Date.now()): Promise<Identity> {
+  /** The identity a token proves. A token verified before (cached, not expired, same policy)
+   *  is answered at once, without a promise; a new one is checked asynchronously. A refusal is
+   *  thrown (or the promise rejects). */
+  verify(token: string, policy: Policy, now = Date.now()): Identity | Promise<Identity> {
     if (this.#cachePolicy !== policy) {
       this.#cache.clear();
       this.#cachePolicy = policy;
     }
-    let entry = this.#cache.get(token);
-    if (entry && entry.exp * 1000 <= now) {
-      this.#cache.delete(token);
-      entry = undefined;
-    }
-    if (!entry) {
-      entry = await this.#verifySignature(token, now);
-      if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
-      this.#cache.set(token, entry);
-    }
+    const entry = this.#cache.get(token);
+    if (entry && entry.exp * 1000 > now) return { client: admit(entry, policy), jti: entry.jti };
+    if (entry) this.#cache.delete(token);
+    return this.#verifyAndCache(token, policy, now);
+  }
+
+  async #verifyAndCache(token: string, policy: Policy, now: number): Promise<Identity> {
+    const entry = await this.#verifySignature(token, now);
+    if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(token, entry);
     return { client: admit(entry, policy), jti: entry.jti };
   }
 

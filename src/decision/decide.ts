@@ -13,7 +13,7 @@ import { enforce, needsEnforcement } from '../scope/enforce.ts';
 import type { ScopeResolver } from '../scope/scope.ts';
 import { getCatalogue } from '../catalogue/catalogue.ts';
 import { describeRoute } from '../catalogue/floor.ts';
-import type { Client, Decision, ForwardPlan, Method, Reason, Refusal, RouteRef, Rule } from '../types.ts';
+import type { Client, Decision, ForwardPlan, Match, Method, Reason, Refusal, RouteRef, Rule } from '../types.ts';
 import { decidePath } from './path.ts';
 import { reportMayForward, wouldDeny } from './report.ts';
 
@@ -29,15 +29,28 @@ export interface DecisionInput {
 
 const EMPTY = Buffer.alloc(0);
 
-export async function decide(input: DecisionInput): Promise<Decision> {
+/** The decision; a promise only when it needs the body, a scope lookup or a git check (a
+ *  request line without a body is decided at once: no promise per request on the hot path). */
+export function decide(input: DecisionInput): Decision | Promise<Decision> {
   const trace: Trace = { route: null, rule: undefined, ruleLabel: null, bytesIn: 0 };
   try {
-    return await decideOrThrow(input, trace);
+    const decided = decideOrThrow(input, trace);
+    return decided instanceof Promise ? decided.catch((err: unknown) => refusedBy(err, trace)) : decided;
   } catch (err) {
-    // A step refused: the refusal is the decision. Anything else is a bug (500).
-    if (!(err instanceof ProxyError)) throw err;
-    return denied(err.refusal, trace);
+    return refusedBy(err, trace);
   }
+}
+
+/** A step refused: the refusal is the decision. Anything else is a bug (500). */
+function refusedBy(err: unknown, trace: Trace): Decision {
+  if (!(err instanceof ProxyError)) throw err;
+  return denied(err.refusal, trace);
+}
+
+/** Report mode: what enforce mode would have refused the request for. */
+interface Reported {
+  reason: Reason;
+  detail: string | undefined;
 }
 
 /** What a refusal thrown mid-way still records: the route, the rule found so far and the
@@ -49,7 +62,7 @@ interface Trace {
   bytesIn: number;
 }
 
-async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decision> {
+function decideOrThrow(input: DecisionInput, trace: Trace): Decision | Promise<Decision> {
   const { request: req, client } = input;
   // Grape answers OPTIONS for every route itself (Grape README, "Allowed Methods"); the
   // proxy does the same instead of forwarding, without revealing the client's policy.
@@ -60,7 +73,7 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
   if (req.surface === 'api') trace.route = routeRef(method, req.segments, req.formatAlias);
   const path = decidePath(client, { method, segments: req.segments, formatAlias: req.formatAlias, readings: req.readings, surface: req.surface });
   const graphql = req.surface === 'graphql';
-  let reported: { reason: Reason; detail: string | undefined } | undefined;
+  let reported: Reported | undefined;
   if (path.allow) {
     trace.rule = path.match?.rule;
     trace.ruleLabel = path.label;
@@ -75,6 +88,22 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
   }
 
   if (graphql) checkGraphqlRequestLine(req.hasQuery, req.body);
+  const match = path.allow ? path.match : undefined;
+  if (req.body || graphql || needsEnforcement(client, match, method, req.readings)) return decideContent(input, trace, match, reported);
+  return allowed(input, trace, reported, { forwardBody: EMPTY, note: undefined, listFilter: undefined });
+}
+
+/** What the request line allowed, checked against the body, GraphQL document and scope. */
+interface Content {
+  forwardBody: Buffer;
+  note: string | undefined;
+  listFilter: ForwardPlan['listFilter'];
+}
+
+async function decideContent(input: DecisionInput, trace: Trace, match: Match | undefined, reported: Reported | undefined): Promise<Decision> {
+  const { request: req, client } = input;
+  const method = req.method as Method;
+  const graphql = req.surface === 'graphql';
   const body = req.body ? await input.readBody() : EMPTY;
   trace.bytesIn = body.length;
 
@@ -88,7 +117,6 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
   } else {
     checkBody(body, req.contentType, req);
     // Object rules' constraints and project/group scope (src/scope/enforce.ts).
-    const match = path.allow ? path.match : undefined;
     if (needsEnforcement(client, match, method, req.readings)) {
       const verdict = await enforce(client, match, {
         method, readings: req.readings, query: req.query, body, contentType: req.contentType, mediaType: req.body?.mediaType,
@@ -102,17 +130,26 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
       listFilter = verdict.listFilter;
     }
   }
+  return allowed(input, trace, reported, { forwardBody, note, listFilter });
+}
 
+/** The request passed every check (or would have been refused, in report mode): its plan. */
+function allowed(input: DecisionInput, trace: Trace, reported: Reported | undefined, { forwardBody, note, listFilter }: Content): Decision {
+  const req = input.request;
+  const method = req.method as Method;
   if (reported && !reportMayForward(method, req.segments, req.formatAlias, req.readings)) {
     const what = trace.route ? `${trace.route.name} is ${trace.route.class}` : 'GitLab has no such route';
     throw new ProxyError('forbidden', 'report-mode-write', { detail: `enforce mode: ${reported.reason} (${reported.detail ?? ''}); ${what}: report mode forwards reads and plain writes only` });
   }
+  // outcome()'s fields, in its order, written out: one object per request instead of two.
   return {
-    ...outcome(trace),
     verdict: reported ? 'would-deny' : 'allow',
+    route: trace.route,
     reason: reported ? reported.reason : note ? 'scope-checked' : null,
     detail: reported ? reported.detail : note,
+    rule: trace.rule,
     ruleLabel: reported ? null : trace.ruleLabel,
+    refusal: undefined,
     forward: {
       target: req.path + (req.forwardQuery ? `?${req.forwardQuery}` : ''),
       // A filtered list answer must come uncompressed: Accept-Encoding is not sent.
@@ -121,6 +158,7 @@ async function decideOrThrow(input: DecisionInput, trace: Trace): Promise<Decisi
       listFilter,
       basicAuth: false,
     },
+    bytesIn: trace.bytesIn,
   };
 }
 

@@ -18,7 +18,7 @@ export class SwappableVerifier extends TokenVerifier {
     this.#current = new TokenVerifier(settings);
   }
 
-  override verify(token: string, policy: Policy, now?: number): Promise<Identity> {
+  override verify(token: string, policy: Policy, now?: number): Identity | Promise<Identity> {
     return this.#current.verify(token, policy, now);
   }
 }
