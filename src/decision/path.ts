@@ -13,6 +13,7 @@ export type PathDecision =
 
 type PathInput = Pick<CanonicalRequest, 'segments' | 'formatAlias' | 'readings' | 'surface'> & { method: Method };
 
+const NO_READINGS: readonly (readonly string[])[] = [];
 const deny = (reason: Reason, detail?: string): PathDecision => ({ allow: false, reason, detail });
 const ALIAS = ' (read without its .json suffix)';
 
@@ -36,7 +37,8 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
   // Grape may read "x.json" as "x", and with its "(.:format)" suffix also "x.xml" or
   // "x%2Etxt" (src/request/route.ts): a fixed denial of any reading stands.
   const others = otherReadings(req);
-  for (const alias of [...(req.formatAlias ? [req.formatAlias] : []), ...others]) {
+  const aliases = req.formatAlias ? [req.formatAlias, ...others] : others;
+  for (const alias of aliases) {
     const aliasFixed = floor(client, req.method, alias);
     if (aliasFixed && !aliasFixed.allow) return deny(aliasFixed.reason, `${aliasFixed.detail}${alias === req.formatAlias ? ALIAS : ' (read without its format suffix)'}`);
   }
@@ -62,6 +64,8 @@ export function decidePath(client: Client, req: PathInput): PathDecision {
 
 /** The readings besides the path as written and its ".json" alias. */
 function otherReadings(req: PathInput): readonly (readonly string[])[] {
+  // The usual case: the path as written is the only reading.
+  if (req.readings.length === 1 && req.readings[0] === req.segments) return NO_READINGS;
   const json = req.formatAlias?.join('/');
   return req.readings.filter((r) => r !== req.segments && r.join('/') !== json);
 }

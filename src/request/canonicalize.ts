@@ -62,27 +62,30 @@ const ENCODED_UNRESERVED = /%(?:2[Dd]|3[0-9]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f
 export function canonicalize(method: string, rawTarget: string, rawHeaders: readonly string[], root: string): CanonicalRequest {
   // Workhorse accepts only the exact upper-case method names (rejectmethods/middleware.go).
   if (!METHODS.has(method)) throw new ProxyError('method-not-allowed', 'method', { message: 'method not allowed', closeConnection: true });
-  const gitRules = gitHeaderRules(method, rawTarget.split('?', 1)[0]!, root);
+  const q = rawTarget.indexOf('?');
+  const rawPath = q === -1 ? rawTarget : rawTarget.slice(0, q);
+  const rawQuery = q === -1 ? '' : rawTarget.slice(q + 1);
+  const gitRules = gitHeaderRules(method, rawPath, root);
   const headers = readHeaders(rawHeaders, gitRules);
 
   // Origin-form only: Node keeps absolute-form targets in req.url (smuggling vector).
   if (!rawTarget.startsWith('/')) throw malformed('absolute-form', 'request target must be a path');
-  const q = rawTarget.indexOf('?');
-  const rawPath = q === -1 ? rawTarget : rawTarget.slice(0, q);
-  const rawQuery = q === -1 ? '' : rawTarget.slice(q + 1);
 
-  const { segments, surface } = readPath(rawPath, root);
+  const { path, segments, surface } = readPath(rawPath, root);
   const query = readQuery(rawQuery);
 
   let credential = headers.credential;
-  const clientTokenParams = query.filter((p) => CLIENT_TOKEN_PARAMS.has(p.base));
-  for (const p of clientTokenParams) {
+  let forwardQuery = '';
+  for (const p of query) {
+    if (!CLIENT_TOKEN_PARAMS.has(p.base)) {
+      forwardQuery = forwardQuery === '' ? p.raw : `${forwardQuery}&${p.raw}`;
+      continue;
+    }
     if (p.key !== p.base || credential) {
       throw new ProxyError('unauthorized', 'ambiguous-credentials', { message: 'send one credential only' });
     }
     credential = { source: p.base === 'private_token' ? 'query:private_token' : 'query:access_token', token: p.value };
   }
-  const forwardQuery = query.filter((p) => !CLIENT_TOKEN_PARAMS.has(p.base)).map((p) => p.raw).join('&');
 
   const hasBody = (headers.contentLength ?? 0) > 0 || headers.chunked;
   // Grape reads no JSON body on GET, but Rack and Rails read form and JSON bodies on any
@@ -92,8 +95,8 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
   }
 
   const last = segments[segments.length - 1];
-  const formatAlias = last !== undefined && /(?:\.|%2e)json$/i.test(last)
-    ? [...segments.slice(0, -1), last.replace(/(?:\.|%2e)json$/i, '')]
+  const formatAlias = last !== undefined && JSON_SUFFIX.test(last)
+    ? [...segments.slice(0, -1), last.replace(JSON_SUFFIX, '')]
     : undefined;
   const git = gitRules && surface === 'outside'
     ? gitRoute(method, segments, query, method === 'POST' ? mediaType(headers.contentType) : undefined, headers.forward['git-protocol'])
@@ -101,7 +104,7 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
 
   return {
     method: method as RequestMethod,
-    path: '/' + segments.join('/'),
+    path,
     segments,
     formatAlias,
     readings: routeReadings(segments),
@@ -118,11 +121,17 @@ export function canonicalize(method: string, rawTarget: string, rawHeaders: read
   };
 }
 
-function readPath(rawPath: string, root: string): { segments: string[]; surface: Surface } {
+/** A ".json" format suffix, raw or with the dot encoded (see formatAlias). */
+const JSON_SUFFIX = /(?:\.|%2e)json$/i;
+const ENCODED_PERCENT = /%25/i;
+const ENCODED_SLASH = /%2[Ff]/;
+
+/** `path`: the raw path relative to the root ("/" for the root itself), as forwarded. */
+function readPath(rawPath: string, root: string): { path: string; segments: string[]; surface: Surface } {
   if (!PATH_CHARS.test(rawPath)) throw malformed('path-characters', 'path contains characters that must be percent-encoded');
   if (BAD_PERCENT.test(rawPath)) throw malformed('bad-percent-encoding', 'malformed percent-encoding in path');
   // A %25 decodes to "%", so a second decoding anywhere downstream reads another character.
-  if (/%25/i.test(rawPath)) throw malformed('double-encoding', 'percent-encoded "%" in path');
+  if (ENCODED_PERCENT.test(rawPath)) throw malformed('double-encoding', 'percent-encoded "%" in path');
   // Grape's router (Mustermann) matches a literal character also in its percent-encoded
   // form, so "/api/v4/%69nternal" is routed as "/api/v4/internal". Clients encode none of
   // the unreserved characters but "." (python-gitlab writes README%2Emd); refusing the
@@ -131,7 +140,7 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   // literal contains "/"), which Mustermann unescapes whole: "acme%2Fmy%2Dapp" is "acme/my-app".
   if (rawPath.includes('%')) {
     for (const seg of rawPath.split('/')) {
-      if (ENCODED_UNRESERVED.test(seg) && !/%2[Ff]/.test(seg)) {
+      if (ENCODED_UNRESERVED.test(seg) && !ENCODED_SLASH.test(seg)) {
         throw malformed('encoded-unreserved', 'percent-encoded letter, digit, "-", "_" or "~" in path');
       }
     }
@@ -147,7 +156,7 @@ function readPath(rawPath: string, root: string): { segments: string[]; surface:
   if (surface === 'api' && (segments[0] !== 'api' || segments[1] !== 'v4')) {
     surface = segments.length === 2 && segments[0] === 'api' && segments[1] === 'graphql' ? 'graphql' : 'outside';
   }
-  return { segments, surface };
+  return { path: rel, segments, surface };
 }
 
 /** A segment with nothing to decode and no dot segment: the common case, checked at once. */

@@ -24,7 +24,8 @@ const DOT = /\.|%2[Ee]/g;
  */
 export function routeReadings(segments: readonly string[]): readonly (readonly string[])[] {
   const last = segments[segments.length - 1];
-  if (last === undefined) return [segments];
+  // Most paths end in a segment without a dot: one reading, and no regular expression run.
+  if (last === undefined || (!last.includes('.') && !last.includes('%'))) return [segments];
   const readings: (readonly string[])[] = [segments];
   for (const m of last.matchAll(DOT)) {
     const cut = m.index;
