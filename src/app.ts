@@ -154,7 +154,7 @@ async function allowsLocation(client: Client, location: string, deps: AppDeps): 
 function answerOptions(ctx: RequestContext): Response {
   ctx.decision = 'local';
   ctx.reason = 'options';
-  return new Response(null, { status: 204, headers: { allow: ALLOW_HEADER } });
+  return new Response(null, { status: 204, headers: { allow: ALLOW_HEADER, 'x-request-id': ctx.reqId } });
 }
 
 function refuse(incoming: IncomingMessage, ctx: RequestContext, r: Refusal, deps: AppDeps): Response {

@@ -124,7 +124,7 @@ export async function startProxy(config: Config, opts: StartOptions = {}): Promi
 
   // 4. The edge, listening.
   const server = createEdge({
-    config, tls: live.state.tls, app, audit, auditRefusing: refusing, limiter, metrics, gitlabHealth, ops,
+    config, publicRoot, tls: live.state.tls, app, audit, auditRefusing: refusing, limiter, metrics, gitlabHealth, ops,
     draining: () => draining, cutting: () => cutting,
   });
   try {

@@ -170,7 +170,17 @@ describe('request ids, TRUSTED_PROXIES and source_ips', () => {
       expect(health.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       const options = await send(`${rig.url}/api/v4/projects/1`, { method: 'OPTIONS' });
       expect(options.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-      await waitFor(() => rig.auditLines().length === 2, 'two audit lines');
+      // Refusals, before and after authentication, name their request too.
+      const refused = await send(`${rig.url}/api/v4/projects/1/hooks`, { headers: { 'PRIVATE-TOKEN': jwt } });
+      expect(refused.status).toBe(403);
+      expect(refused.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      const anonymous = await send(`${rig.url}/api/v4/projects/1`);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      const outside = await send(`${rig.url}/explore`, { headers: { 'PRIVATE-TOKEN': jwt } });
+      expect(outside.status).toBe(403);
+      expect(outside.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      await waitFor(() => rig.auditLines().length === 5, 'five audit lines');
       expect(rig.auditLines()[0]).toMatchObject({ reqId: id, ip: '127.0.0.1' });
     } finally {
       await rig.close();

@@ -23,6 +23,8 @@ const HEALTH = new Set(['/healthz', '/readyz']);
 
 export interface EdgeDeps {
   config: Config;
+  /** The proxy's own path prefix (from PUBLIC_URL), "" by default. */
+  publicRoot: string;
   tls: { cert: string | Buffer; key: string | Buffer } | undefined;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   app: Hono<any>;
@@ -76,16 +78,24 @@ export function createEdge(d: EdgeDeps): Server {
   };
   const checkPublicHost = publicUrlWatch(config.publicUrl, (host, publicHost) => d.ops.warn({ host, publicUrl: publicHost },
     'PUBLIC_URL names another host than clients use: Link and Location headers send vendors to PUBLIC_URL; check the setting'));
+  // Every answer on the API surface (src/app.ts: forwarded, refused, OPTIONS) writes
+  // X-Request-Id with its own headers. Set here as well, it would send each of those through
+  // Node's slower path for headers set before writeHead, one setHeader call per header.
+  const apiPrefix = `${d.publicRoot}/api/`;
+  const nameRequest = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void => {
+    identifyRequest(req, ctx, config.trustedProxies);
+    if (!req.url?.startsWith(apiPrefix)) res.setHeader('X-Request-Id', ctx.reqId);
+  };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (d.draining()) res.setHeader('Connection', 'close');
     if (HEALTH.has(req.url ?? '') && (req.method === 'GET' || req.method === 'HEAD')) {
-      identifyRequest(req, res, attachContext(req), config.trustedProxies);
+      nameRequest(req, res, attachContext(req));
       void honoListener(req, res);
       return;
     }
     if (config.publicUrl) checkPublicHost(req.headers.host);
     const ctx = attachContext(req);
-    identifyRequest(req, res, ctx, config.trustedProxies);
+    nameRequest(req, res, ctx);
     res.once('close', () => finish(ctx, req, res));
     if (d.auditRefusing()) {
       refuseUnaudited(ctx, res);

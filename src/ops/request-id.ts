@@ -1,7 +1,7 @@
 // The request id: the proxy's own UUID, or, from a trusted front proxy (TRUSTED_PROXIES), the
 // X-Request-Id it set, when well-formed, so that the front proxy's log, the audit line and
 // GitLab's correlation_id (the proxy forwards it as X-Request-Id) all name one request.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { BlockList } from 'node:net';
 import type { RequestContext } from '../context.ts';
 import { clientAddress, contains } from './trusted-proxies.ts';
@@ -16,10 +16,12 @@ export function incomingRequestId(header: string | string[] | undefined, fromTru
 
 /**
  * Where a request comes from and which id it carries, set once on arrival: the client's address
- * (behind TRUSTED_PROXIES, from X-Forwarded-For / Forwarded), the request id (a trusted front
- * proxy's, or the proxy's own), and X-Request-Id on the response, whatever answers it.
+ * (behind TRUSTED_PROXIES, from X-Forwarded-For / Forwarded) and the request id (a trusted
+ * front proxy's, or the proxy's own). Every response names the id in X-Request-Id: the API's
+ * answers write it themselves (src/app.ts), the server edge sets it on the others
+ * (src/edge/listener.ts).
  */
-export function identifyRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, trusted: BlockList | undefined): void {
+export function identifyRequest(req: IncomingMessage, ctx: RequestContext, trusted: BlockList | undefined): void {
   const remote = req.socket.remoteAddress;
   // req.headers is built on first use: without TRUSTED_PROXIES nothing here needs it.
   if (trusted === undefined) {
@@ -29,5 +31,4 @@ export function identifyRequest(req: IncomingMessage, res: ServerResponse, ctx: 
     const incoming = incomingRequestId(req.headers['x-request-id'], remote !== undefined && contains(trusted, remote));
     if (incoming !== undefined) ctx.reqId = incoming;
   }
-  res.setHeader('X-Request-Id', ctx.reqId);
 }
