@@ -109,7 +109,7 @@ export function auditLogTo(dest: DestinationStream): AuditLog {
   const flushable = dest as DestinationStream & { flush?: (cb: (err?: Error) => void) => void };
   return {
     write: (record) => {
-      dest.write('reqId' in record ? requestLine(record) : `{"time":"${isoNow()}",${JSON.stringify(record).slice(1)}\n`);
+      dest.write(`{"time":"${isoNow()}",${JSON.stringify(record).slice(1)}\n`);
       // Lines about the proxy itself (reloads, a resumed log) are rare: written at once rather
       // than with the next batch of request lines (src/ops/audit-sink.ts).
       if (record.client === 'system' && typeof flushable.flush === 'function') flushable.flush(() => undefined);
@@ -120,36 +120,6 @@ export function auditLogTo(dest: DestinationStream): AuditLog {
         else resolve();
       }),
   };
-}
-
-/**
- * A request's line, exactly as `{"time":...,` + JSON.stringify(record).slice(1) writes it for
- * a record with AuditRecord's fields in their declared order (src/audit/audit.test.ts compares
- * the two), written field by field: JSON.stringify's generic walk over the record was the
- * largest single cost of the audit line on the hot path (docs/benchmarks.md).
- */
-export function requestLine(r: AuditRecord): string {
-  let line = `{"time":"${isoNow()}","reqId":${str(r.reqId)},"client":${strOrNull(r.client)},"jti":${strOrNull(r.jti)},` +
-    `"method":${str(r.method)},"path":${str(r.path)},"queryKeys":${strings(r.queryKeys)},"rule":${strOrNull(r.rule)},` +
-    `"route":${strOrNull(r.route)},"decision":${str(r.decision)},"reason":${strOrNull(r.reason)},`;
-  if (r.detail !== undefined) line += `"detail":${str(r.detail)},`;
-  line += `"status":${num(r.status)},"durationMs":${num(r.durationMs)},"upstreamMs":${r.upstreamMs === null ? 'null' : num(r.upstreamMs)},` +
-    `"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)},"ip":${strOrNull(r.ip)},"userAgent":${strOrNull(r.userAgent)}`;
-  if (r.aborted !== undefined) line += ',"aborted":true';
-  if (r.oauth !== undefined) line += `,"oauth":${JSON.stringify(r.oauth)}`;
-  return `${line}}\n`;
-}
-
-/** Printable ASCII without '"' and '\\': what JSON.stringify writes unchanged between quotes. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-const str = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
-const strOrNull = (s: string | null): string => (s === null ? 'null' : str(s));
-const num = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
-function strings(list: readonly string[]): string {
-  if (list.length === 0) return '[]';
-  let out = '[';
-  for (let i = 0; i < list.length; i++) out += (i === 0 ? '' : ',') + str(list[i]!);
-  return `${out}]`;
 }
 
 // new Date().toISOString() costs more than the rest of the line's timestamp handling: the
