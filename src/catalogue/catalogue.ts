@@ -70,7 +70,14 @@ interface Node {
 }
 
 const ALL_CLASSES = 127;
-const MASK_CACHE_SIZE = 10_000;
+const PATH_CACHE_SIZE = 10_000;
+/** A route not looked up yet (undefined is "no route"). */
+const UNKNOWN = Symbol('unknown');
+
+interface PathInfo {
+  mask: number | undefined;
+  route: Route | undefined | typeof UNKNOWN;
+}
 
 const newNode = (): Node => ({ literals: new Map(), affixes: [], param: undefined, splat: undefined, end: new Map(), endMask: new Map() });
 
@@ -78,7 +85,13 @@ const newNode = (): Node => ({ literals: new Map(), affixes: [], param: undefine
 export class Catalogue {
   readonly routes: readonly Route[];
   readonly #root = newNode();
-  readonly #masks = new Map<string, number>();
+  /** Per "METHOD path": the class mask and the route, each found on first use. */
+  readonly #paths = new Map<string, PathInfo>();
+  /** The key of the segments asked about last: a request asks for its route and its classes
+   *  with the same segments, one after the other. */
+  #lastSegments: readonly string[] | undefined;
+  #lastMethod = '';
+  #lastKey = '';
 
   constructor(routes: readonly Route[]) {
     this.routes = routes;
@@ -109,7 +122,9 @@ export class Catalogue {
   /** The route GitLab reaches for `method` on raw `segments` ("api", "v4", ...), or
    *  undefined. HEAD reaches GET routes (Grape adds one per GET route). */
   routeOf(method: string, segments: readonly string[]): Route | undefined {
-    return this.routeWith(method, segments, ALL_CLASSES);
+    const info = this.#info(method, segments);
+    if (info.route === UNKNOWN) info.route = this.routeWith(method, segments, ALL_CLASSES);
+    return info.route;
   }
 
   /** As routeOf, among the routes whose class bit is in `classes` only. */
@@ -121,15 +136,27 @@ export class Catalogue {
    *  for every request (the floor, report mode, the .json reading), so remembered per path:
    *  the walk tries every literal, parameter and splat branch. */
   classesOf(method: string, segments: readonly string[]): number {
-    const key = `${method} ${segments.join('/')}`;
-    const known = this.#masks.get(key);
-    if (known !== undefined) return known;
-    let mask = this.#mask(this.#root, segments, 0, method);
-    if (method === 'HEAD') mask |= this.#mask(this.#root, segments, 0, 'GET');
-    // Bounded: a vendor walking many ids fills it; starting again costs one walk per path.
-    if (this.#masks.size >= MASK_CACHE_SIZE) this.#masks.clear();
-    this.#masks.set(key, mask);
-    return mask;
+    const info = this.#info(method, segments);
+    if (info.mask === undefined) {
+      info.mask = this.#mask(this.#root, segments, 0, method);
+      if (method === 'HEAD') info.mask |= this.#mask(this.#root, segments, 0, 'GET');
+    }
+    return info.mask;
+  }
+
+  #info(method: string, segments: readonly string[]): PathInfo {
+    if (segments !== this.#lastSegments || method !== this.#lastMethod) {
+      this.#lastSegments = segments;
+      this.#lastMethod = method;
+      this.#lastKey = `${method} ${segments.join('/')}`;
+    }
+    let info = this.#paths.get(this.#lastKey);
+    if (info === undefined) {
+      // Bounded: a vendor walking many ids fills it; starting again costs one walk per path.
+      if (this.#paths.size >= PATH_CACHE_SIZE) this.#paths.clear();
+      this.#paths.set(this.#lastKey, (info = { mask: undefined, route: UNKNOWN }));
+    }
+    return info;
   }
 
   #first(node: Node, segs: readonly string[], i: number, method: string, classes: number): Route | undefined {
