@@ -113,7 +113,7 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
   });
 
   return {
-    async forward(req, res, plan) {
+    forward(req, res, plan) {
       // With pipelining, Node hands the app the next request on a connection before the
       // previous answer is written. If that answer closes the connection (a refused request
       // whose framing or body could not be trusted), what follows it on the connection must
@@ -124,24 +124,29 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
       plan.ctx.decision = 'deny';
       plan.ctx.reason = 'connection-closed';
       // Usually the response already owns its connection: no promise to wait for.
-      const current = res.socket ? isUsable(res.socket) : await isCurrentResponse(req, res);
-      if (!current) return;
-      plan.ctx.decision = decision;
-      plan.ctx.reason = reason;
-      (req as PlannedRequest)[PLAN] = plan;
-      req.url = settings.gitlabRoot + plan.target;
-      const headers: Record<string, string> = { ...plan.headers };
-      setCredential(headers, plan.token ?? settings.token(), plan.basicAuth === true);
-      headers['x-request-id'] = plan.ctx.reqId;
-      if (plan.body.length > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
-        headers['content-length'] = String(plan.body.length);
-      }
-      req.headers = headers;
-      markUpstreamStart(plan.ctx);
-      await proxy(req, res);
+      if (res.socket) return isUsable(res.socket) ? sendUpstream(req, res, plan, decision, reason) : Promise.resolve();
+      return isCurrentResponse(req, res).then((current) => (current ? sendUpstream(req, res, plan, decision, reason) : undefined));
     },
     close: () => agent.destroy(),
   };
+
+  /** The request goes to GitLab: what the decision said is recorded again, and the real
+   *  credential replaces the client's. */
+  function sendUpstream(req: IncomingMessage, res: ServerResponse, plan: ForwardRequest, decision: RequestContext['decision'], reason: RequestContext['reason']): Promise<void> {
+    plan.ctx.decision = decision;
+    plan.ctx.reason = reason;
+    (req as PlannedRequest)[PLAN] = plan;
+    req.url = settings.gitlabRoot + plan.target;
+    const headers: Record<string, string> = { ...plan.headers };
+    setCredential(headers, plan.token ?? settings.token(), plan.basicAuth === true);
+    headers['x-request-id'] = plan.ctx.reqId;
+    if (plan.body.length > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+      headers['content-length'] = String(plan.body.length);
+    }
+    req.headers = headers;
+    markUpstreamStart(plan.ctx);
+    return proxy(req, res);
+  }
 }
 
 /** Exactly one credential: the real token (canonicalization dropped the client's). */
