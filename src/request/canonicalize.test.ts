@@ -1,6 +1,7 @@
 // The first step of every request, on its own: which reading of a raw target and raw headers
 // GitLab would make, or which refusal. Fast cases beside the module; the attack families
 // through a running proxy are in test/security/.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../errors.ts';
 import { canonicalize } from './canonicalize.ts';
@@ -29,6 +30,23 @@ describe('canonicalize', () => {
     expect(read('/gitlabx/api/v4/projects/1', { root: '/gitlab' }).surface).toBe('outside');
     expect(read('/api/graphql').surface).toBe('graphql');
     for (const path of ['/api/graphql.json', '/api/glql', '/api/graphql/x', '/api/v3/projects']) expect(read(path).surface, path).toBe('outside');
+  });
+
+  it('reads a path of plain segments at once exactly as the full checks would (or refuses it the same way)', () => {
+    // The fast path (PLAIN_PATH) must accept only what every check accepts: segments of
+    // unreserved characters, none empty, none "." or "..", under or outside a root.
+    const segment = fc.oneof(fc.constantFrom('', '.', '..', '...', '.a', 'a.', '~', 'api', 'v4', 'gitlab'), fc.string({ unit: fc.constantFrom('a', 'Z', '0', '_', '.', '~', '-') }));
+    const relative = (target: string, root: string): string =>
+      root === '' ? target : target === root ? '/' : target.startsWith(`${root}/`) ? target.slice(root.length) || '/' : target;
+    // The segments are those of the path under the root; "/" there has none.
+    const expected = (rel: string): string =>
+      rel !== '/' && rel.slice(1).split('/').some((s) => s === '' || s === '.' || s === '..') ? 'refused' : 'allowed';
+    fc.assert(fc.property(fc.array(segment, { minLength: 1, maxLength: 5 }), fc.constantFrom('', '/gitlab'), (segments, root) => {
+      const target = `/${segments.join('/')}`;
+      const rel = relative(target, root);
+      expect(refusal(target, { root }) === 'allowed' ? 'allowed' : 'refused', target).toBe(expected(rel));
+      if (expected(rel) === 'allowed') expect(read(target, { root }).path).toBe(rel);
+    }), { numRuns: 3000 });
   });
 
   it('gives the .json reading Grape may also make, in either spelling of the dot', () => {

@@ -128,6 +128,28 @@ const ENCODED_SLASH = /%2[Ff]/;
 
 /** `path`: the raw path relative to the root ("/" for the root itself), as forwarded. */
 function readPath(rawPath: string, root: string): { path: string; segments: string[]; surface: Surface } {
+  // Most paths hold only plain segments: nothing encoded, none empty, no dot segment. One
+  // test then stands for every check below (each segment also passes checkSegment).
+  const plain = PLAIN_PATH.test(rawPath);
+  if (!plain) checkRawPath(rawPath);
+  let rel = rawPath;
+  let surface: Surface = 'api';
+  if (root !== '') {
+    if (rawPath === root || rawPath.startsWith(root + '/')) rel = rawPath.slice(root.length) || '/';
+    else surface = 'outside';
+  }
+  const segments = rel === '/' ? [] : rel.slice(1).split('/');
+  if (!plain) for (const seg of segments) checkSegment(seg);
+  if (surface === 'api' && (segments[0] !== 'api' || segments[1] !== 'v4')) {
+    surface = segments.length === 2 && segments[0] === 'api' && segments[1] === 'graphql' ? 'graphql' : 'outside';
+  }
+  return { path: rel, segments, surface };
+}
+
+/** "/" followed by plain segments (PLAIN_SEGMENT's characters, not "." or ".."), one or more. */
+const PLAIN_PATH = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9_.~-]+)+$/;
+
+function checkRawPath(rawPath: string): void {
   if (!PATH_CHARS.test(rawPath)) throw malformed('path-characters', 'path contains characters that must be percent-encoded');
   if (BAD_PERCENT.test(rawPath)) throw malformed('bad-percent-encoding', 'malformed percent-encoding in path');
   // A %25 decodes to "%", so a second decoding anywhere downstream reads another character.
@@ -145,18 +167,6 @@ function readPath(rawPath: string, root: string): { path: string; segments: stri
       }
     }
   }
-  let rel = rawPath;
-  let surface: Surface = 'api';
-  if (root !== '') {
-    if (rawPath === root || rawPath.startsWith(root + '/')) rel = rawPath.slice(root.length) || '/';
-    else surface = 'outside';
-  }
-  const segments = rel === '/' ? [] : rel.slice(1).split('/');
-  for (const seg of segments) checkSegment(seg);
-  if (surface === 'api' && (segments[0] !== 'api' || segments[1] !== 'v4')) {
-    surface = segments.length === 2 && segments[0] === 'api' && segments[1] === 'graphql' ? 'graphql' : 'outside';
-  }
-  return { path: rel, segments, surface };
 }
 
 /** A segment with nothing to decode and no dot segment: the common case, checked at once. */
