@@ -29,6 +29,9 @@ const reps = Number(process.env.BENCH_AB_REPS ?? 5);
 // round's figure for a target is the mean over its processes.
 const instances = Math.max(1, Number(process.env.BENCH_AB_INSTANCES ?? 1));
 const seconds = Number(process.env.BENCH_AB_SECONDS ?? 4);
+// The proxy's code reaches its optimized steady state only after about 20 s of load here
+// (V8 --trace-opt: Turbofan versions of the request path still being made 15 s in).
+const warmup = Number(process.env.BENCH_AB_WARMUP ?? 20);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const pin = canPin() && process.env.BENCH_PIN !== '0';
 
@@ -46,9 +49,11 @@ try {
     targets.push({ label, children, cpu: [], rps: [] });
   };
   const childScript = new URL('proxy-child.ts', here);
-  await start('bare', childScript, { BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken });
   // The stack's own passthrough (hono + @hono/node-server + http-proxy-middleware): issue 12's baseline.
-  await start('hono+HPM', childScript, { BENCH_ROLE: 'stack', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken });
+  // BENCH_AB_STACK_FLAGS: Node flags for the two passthroughs (e.g. --trace-gc, to compare with a root's).
+  const stackFlags = (process.env.BENCH_AB_STACK_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  await start('bare', childScript, { BENCH_ROLE: 'bare', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken }, stackFlags);
+  await start('hono+HPM', childScript, { BENCH_ROLE: 'stack', BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: realToken }, stackFlags);
   for (const spec of roots) {
     const [root = '', flags = ''] = spec.split('|');
     await start(spec, pathToFileURL(join(root, 'bench', 'proxy-child.ts')), {
@@ -57,7 +62,7 @@ try {
     }, flags.split(/\s+/).filter(Boolean));
   }
   const headers = { 'private-token': jwt };
-  for (const t of targets) for (const child of t.children) await runLoad('warm', child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: 2 });
+  for (const t of targets) for (const child of t.children) await runLoad('warm', child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: warmup });
   for (let r = 0; r < reps; r++) {
     for (const t of targets) {
       let cpu = 0;

@@ -26,7 +26,17 @@ if (roots.length === 0) {
 }
 const requests = Number(process.env.BENCH_IR_REQUESTS ?? 2000);
 const warmup = Number(process.env.BENCH_IR_WARMUP ?? 4000);
+// V8 compiles optimized code on background threads, which valgrind runs one at a time and
+// slowly: the code a process runs after a given warm-up depends on scheduling, and takes long
+// to settle (the passthrough measured 688, 479 and 398 thousand after 4,000, 8,000 and 16,000
+// requests; --single-threaded, 819 and 713 thousand after 4,000 and 12,000). Extra Node flags
+// for the targets: BENCH_IR_NODE_FLAGS.
+const nodeFlags = (process.env.BENCH_IR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const CONCURRENCY = 10;
+// BENCH_IR_CACHE=1: callgrind also simulates the caches (first-level and last-level misses
+// per request, for data and instructions), which time depends on and instruction counts miss.
+const cacheSim = process.env.BENCH_IR_CACHE === '1';
+const EVENTS = cacheSim ? ['Ir', 'I1mr', 'ILmr', 'Dr', 'Dw', 'D1mr', 'D1mw', 'DLmr', 'DLmw'] : ['Ir'];
 
 const { tmp, realToken, jwtSecret, policyDir, jwt } = await abSetup('gsp-ir-');
 
@@ -51,7 +61,8 @@ async function send(url: string, n: number): Promise<void> {
 
 const control = (pid: number, ...args: string[]): string => execFileSync('callgrind_control', [...args, String(pid)], { encoding: 'utf8' });
 
-async function measure(label: string, child: Child, outDir: string): Promise<number> {
+/** Per request: each of EVENTS, summed over the threads' files of the one dump. */
+async function measure(label: string, child: Child, outDir: string): Promise<Record<string, number>> {
   const url = child.url + BENCH_PATH;
   await send(url, warmup);
   const pid = child.proc.pid!;
@@ -60,15 +71,18 @@ async function measure(label: string, child: Child, outDir: string): Promise<num
   await send(url, requests);
   control(pid, '--dump');
   control(pid, '--instr=off');
-  // One dump file per thread and dump: sum the totals of this dump's files.
-  let total = 0;
+  // One dump file per thread and dump: sum the totals of this dump's files, by the events
+  // line's names.
+  const sums: Record<string, number> = {};
   for (const f of readdirSync(outDir)) {
     if (!f.includes(`.${pid}.1`)) continue;
-    const m = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(outDir, f), 'utf8'));
-    if (m) total += Number(m[1]);
+    const text = readFileSync(join(outDir, f), 'utf8');
+    const names = /^events: (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/) ?? [];
+    const values = /^(?:summary|totals): (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+    names.forEach((name, i) => (sums[name] = (sums[name] ?? 0) + (values[i] ?? 0)));
   }
-  if (total === 0) throw new Error(`${label}: no callgrind totals in ${outDir}`);
-  return total / requests;
+  if (!sums.Ir) throw new Error(`${label}: no callgrind totals in ${outDir}`);
+  return Object.fromEntries(EVENTS.map((e) => [e, (sums[e] ?? 0) / requests]));
 }
 
 try {
@@ -85,22 +99,27 @@ try {
       },
     })),
   ];
-  const results: { label: string; ir: number }[] = [];
+  const results: { label: string; ir: number; events: Record<string, number> }[] = [];
   for (const [i, t] of targets.entries()) {
     const outDir = join(tmp, `cg-${i}`);
     mkdirSync(outDir);
     const child = await startChild(t.label, t.script, t.env, {
       execPath: 'valgrind',
-      execArgv: ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${outDir}/cg.%p`, process.execPath, '--expose-gc'],
+      execArgv: ['--tool=callgrind', ...(cacheSim ? ['--cache-sim=yes'] : []), '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${outDir}/cg.%p`, process.execPath, '--expose-gc', ...nodeFlags],
       readyTimeoutMs: 300_000,
     });
-    const ir = await measure(t.label, child, outDir);
-    results.push({ label: t.label, ir });
+    const events = await measure(t.label, child, outDir);
+    const ir = events.Ir!;
+    results.push({ label: t.label, ir, events });
     console.log(`${t.label.padEnd(28)} ${fmt(ir / 1000, 1)} thousand instructions per request`);
+    if (cacheSim) console.log(`${''.padEnd(28)} per request: ${EVENTS.slice(1).map((e) => `${e} ${fmt(events[e]!, 0)}`).join(', ')}`);
     await child.stop().catch(() => child.kill());
   }
   const stack = results[0]!.ir;
   for (const r of results.slice(1)) console.log(`${r.label}: hono+HPM / this ${fmt(stack / r.ir, 3)}; ${r.label} / ${results[1]!.label} ${fmt(r.ir / results[1]!.ir, 3)}`);
+  if (cacheSim) {
+    for (const r of results.slice(1)) console.log(`${r.label} / hono+HPM, per event: ${EVENTS.map((e) => `${e} ${fmt(r.events[e]! / results[0]!.events[e]!, 2)}`).join(', ')}`);
+  }
   await upstream.stop();
 } finally {
   killAll();

@@ -41,7 +41,10 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const settings = {
   quick: QUICK,
   duration: envNumber('BENCH_DURATION', QUICK ? 2 : 10, 1, 600),
-  warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : 2, 0, 60),
+  // Long enough for every target to reach its steady state: V8 was still making optimized
+  // versions of the proxy's request path 15 s into a load (--trace-opt; bench/README.md), while
+  // the passthroughs settle within 2 s. Each target gets the same warm-up.
+  warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : 15, 0, 60),
   connections: Math.round(envNumber('BENCH_CONNECTIONS', 50, 1, 1000)),
   pipelining: 1,
   reps: Math.round(envNumber('BENCH_REPS', QUICK ? 1 : 3, 1, 20)),
