@@ -89,7 +89,8 @@ function decideOrThrow(input: DecisionInput, trace: Trace): Decision | Promise<D
 
   if (graphql) checkGraphqlRequestLine(req.hasQuery, req.body);
   const match = path.allow ? path.match : undefined;
-  if (req.body || graphql || needsEnforcement(client, match, method, req.readings)) return decideContent(input, trace, match, reported);
+  const scoped = !graphql && needsEnforcement(client, match, method, req.readings);
+  if (req.body || graphql || scoped) return decideContent(input, trace, match, scoped, reported);
   return allowed(input, trace, reported, { forwardBody: EMPTY, note: undefined, listFilter: undefined });
 }
 
@@ -100,7 +101,8 @@ interface Content {
   listFilter: ForwardPlan['listFilter'];
 }
 
-async function decideContent(input: DecisionInput, trace: Trace, match: Match | undefined, reported: Reported | undefined): Promise<Decision> {
+/** `scoped`: needsEnforcement() said the client's constraints or scope must be checked. */
+async function decideContent(input: DecisionInput, trace: Trace, match: Match | undefined, scoped: boolean, reported: Reported | undefined): Promise<Decision> {
   const { request: req, client } = input;
   const method = req.method as Method;
   const graphql = req.surface === 'graphql';
@@ -117,7 +119,7 @@ async function decideContent(input: DecisionInput, trace: Trace, match: Match | 
   } else {
     checkBody(body, req.contentType, req);
     // Object rules' constraints and project/group scope (src/scope/enforce.ts).
-    if (needsEnforcement(client, match, method, req.readings)) {
+    if (scoped) {
       const verdict = await enforce(client, match, {
         method, readings: req.readings, query: req.query, body, contentType: req.contentType, mediaType: req.body?.mediaType,
       }, input.resolver);
