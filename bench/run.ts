@@ -18,7 +18,7 @@ import { compilePolicy, loadPolicyDir } from '../src/policy/load.ts';
 import { canPin, killAll, pinToCpus, procCpuSeconds, procVmHwm, startChild, type Child, type ChildReply } from './lib/children.ts';
 import { mergeRuns, runFailed, runLoad, type LoadResult, type LoadSettings } from './lib/load.ts';
 import { ARCHIVE_PATH, BENCH_CLIENT, BENCH_PATH, LARGE_CLIENTS, LARGE_RULES_PER_CLIENT, largeClientName, largePolicy, smallPolicy } from './lib/policy.ts';
-import { fmt, fmtInt, median, MB, MiB, table } from './lib/stats.ts';
+import { fmt, fmtInt, median, MB, MiB, percentile, table } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------------------
 // Settings
@@ -47,7 +47,9 @@ const settings = {
   warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : 15, 0, 60),
   connections: Math.round(envNumber('BENCH_CONNECTIONS', 50, 1, 1000)),
   pipelining: 1,
-  reps: Math.round(envNumber('BENCH_REPS', QUICK ? 1 : 3, 1, 20)),
+  reps: Math.round(envNumber('BENCH_REPS', QUICK ? 1 : 2, 1, 20)),
+  /** Processes each of the hono+HPM passthrough and gitlab-scope-proxy in section 1. */
+  instances: Math.round(envNumber('BENCH_INSTANCES', QUICK ? 1 : 3, 1, 8)),
   streamBytes: Math.round(envNumber('BENCH_STREAM_MIB', QUICK ? 32 : 256, 1, 4096) * MiB),
   pauseMs: QUICK ? 500 : 2000,
   profile: process.env.BENCH_PROFILE === '1',
@@ -97,7 +99,7 @@ const say = (line = ''): void => console.log(line);
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
 
 // Never hang: the whole run is bounded.
-const budgetS = 120 + settings.warmup * 6 + settings.duration * (3 + settings.reps * 8) + light.duration * (1 + settings.reps * 2) + settings.streamBytes / (20 * MB);
+const budgetS = 120 + settings.warmup * (4 + 2 * settings.instances) + settings.duration * (3 + settings.reps * (6 + 2 * settings.instances)) + light.duration * (1 + settings.reps * 2) + settings.streamBytes / (20 * MB);
 const watchdog = setTimeout(() => {
   console.error(`bench: exceeded its time budget of ${Math.round(budgetS)} s; stopping`);
   killAll();
@@ -317,7 +319,7 @@ try {
   say(`gitlab-scope-proxy bench  (node ${process.version}, ${ncpu} CPUs, ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((l) => fmt(l)).join(' ')})`);
   say(
     `load: autocannon, ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.duration} s per run after a ${settings.warmup} s warm-up; ` +
-      `${settings.reps} interleaved repetition(s); medians reported${QUICK ? '  [BENCH_QUICK]' : ''}`,
+      `${settings.reps} interleaved repetition(s) over ${settings.instances} process(es) each of the passthrough and the proxy; medians reported${QUICK ? '  [BENCH_QUICK]' : ''}`,
   );
   say(`source: commit ${source.commit ?? '?'}${source.srcChangedFiles ? `, ${source.srcChangedFiles} uncommitted change(s) in src/` : ''}, src/ sha256 ${source.srcSha256.slice(0, 12)}; proxy runs ${settings.code === 'dist' ? 'dist/ (src/ compiled, as npm start does)' : 'src/ (type stripping)'}`);
   if (settings.aa) say('A/A CALIBRATION (BENCH_AA=1): every "gitlab-scope-proxy" below is the hono+HPM passthrough; each proxy-vs-passthrough figure compares identical code');
@@ -333,48 +335,63 @@ try {
 
   const upstream = await startChild('upstream', UPSTREAM_SCRIPT, { BENCH_ROLE: 'upstream', BENCH_UPSTREAM_TOKEN: realToken }, placement ? { cpus: placement.upstream } : {});
   const bare = await startChild('bare proxy', CHILD_SCRIPT, bareEnv(upstream.url), childOpts('bare'));
-  const stack = await startChild('hono + http-proxy-middleware passthrough', CHILD_SCRIPT, bareEnv(upstream.url, 'stack'), childOpts('stack'));
-  const proxy = await startChild('gitlab-scope-proxy', CHILD_SCRIPT, proxyEnv(upstream.url, smallDir, 'audit-small.log'), childOpts('proxy'));
+  // Several processes each of the passthrough and the proxy: one process of the same code can
+  // run 10-40 % slower than another for its whole life on this VM (docs/benchmarks.md), so a
+  // figure from one process per target is a draw, not a measurement.
+  const instances = Array.from({ length: settings.instances }, (_, i) => i);
+  const stacks: Child[] = [];
+  const proxies: Child[] = [];
+  for (const i of instances) {
+    stacks.push(await startChild(`hono + http-proxy-middleware passthrough #${i + 1}`, CHILD_SCRIPT, bareEnv(upstream.url, 'stack'), childOpts(`stack${i + 1}`)));
+    proxies.push(await startChild(`gitlab-scope-proxy #${i + 1}`, CHILD_SCRIPT, proxyEnv(upstream.url, smallDir, `audit-small-${i + 1}.log`), childOpts(`proxy${i + 1}`)));
+  }
+  const proxy = proxies[0]!;
   const large = await startChild('gitlab-scope-proxy (large policy)', CHILD_SCRIPT, proxyEnv(upstream.url, largeDir, 'audit-large.log'), childOpts('proxy-large'));
 
   const direct = { label: 'direct (upstream)', url: upstream.url + BENCH_PATH, headers: { 'private-token': realToken } };
-  const targets = {
-    bare: { label: 'bare Node passthrough', url: bare.url + BENCH_PATH, headers: { 'private-token': smallJwt }, pid: bare.proc.pid },
-    stack: { label: 'hono+HPM passthrough', url: stack.url + BENCH_PATH, headers: { 'private-token': smallJwt }, pid: stack.proc.pid },
-    proxy: { label: 'gitlab-scope-proxy', url: proxy.url + BENCH_PATH, headers: { 'private-token': smallJwt }, pid: proxy.proc.pid },
-    large: { label: 'scope-proxy, large policy', url: large.url + BENCH_PATH, headers: { 'private-token': largeJwt }, pid: large.proc.pid },
-  };
-  for (const t of [direct, ...Object.values(targets)]) await preflight(t.label, t.url, t.headers);
-  // Requests each proxy answered (preflight, warm-up, measured): each must leave an audit line.
-  const answered = { proxy: 1, large: 1 };
+  type Group = 'bare' | 'stack' | 'proxy' | 'large';
+  interface Target { group: Group; label: string; url: string; headers: Record<string, string>; pid: number | undefined; runs: LoadResult[]; audit?: string; answered: number }
+  const target = (group: Group, label: string, child: Child, jwt: string, audit?: string): Target =>
+    ({ group, label, url: child.url + BENCH_PATH, headers: { 'private-token': jwt }, pid: child.proc.pid, runs: [], audit, answered: 1 });
+  const numbered = (label: string, i: number): string => (settings.instances > 1 ? `${label} p${i + 1}` : label);
+  const bareT = target('bare', 'bare Node passthrough', bare, smallJwt);
+  const stackTs = stacks.map((c, i) => target('stack', numbered('hono+HPM passthrough', i), c, smallJwt));
+  const proxyTs = proxies.map((c, i) => target('proxy', numbered('gitlab-scope-proxy', i), c, smallJwt, `audit-small-${i + 1}.log`));
+  const largeT = target('large', 'scope-proxy, large policy', large, largeJwt, 'audit-large.log');
+  // Measured in this order in every repetition: each passthrough process next to a proxy
+  // process, so a slow drift of the machine falls on both of a pair.
+  const order: Target[] = [bareT, ...instances.flatMap((i) => [stackTs[i]!, proxyTs[i]!]), largeT];
+  for (const t of [direct, ...order]) await preflight(t.label, t.url, t.headers);
 
   // -- Section 1: requests/s and latency -------------------------------------------------
-  say(`== 1. Throughput and latency: GET ${BENCH_PATH} (~300 B JSON), ${settings.connections} connections ==`);
+  say(`== 1. Throughput and latency: GET ${BENCH_PATH} (~300 B JSON), ${settings.connections} connections, ${settings.instances} process(es) each of the hono+HPM passthrough and gitlab-scope-proxy ==`);
   if (settings.warmup > 0) await measure(`${direct.label} warm-up`, direct.url, direct.headers, warm);
   const directRun = await measure(direct.label, direct.url, direct.headers, load, upstream.proc.pid);
   progress(directRun);
   if (settings.warmup > 0) {
-    for (const key of ['bare', 'stack', 'proxy', 'large'] as const) {
-      const r = await measure(`${targets[key].label} warm-up`, targets[key].url, targets[key].headers, warm);
-      if (key === 'proxy' || key === 'large') answered[key] += r.requests;
-    }
+    for (const t of order) t.answered += (await measure(`${t.label} warm-up`, t.url, t.headers, warm)).requests;
   }
-  const runs: Record<keyof typeof targets, LoadResult[]> = { bare: [], stack: [], proxy: [], large: [] };
   for (let rep = 0; rep < settings.reps; rep++) {
-    for (const key of ['bare', 'stack', 'proxy', 'large'] as const) {
-      const t = targets[key];
+    for (const t of order) {
       const r = await measure(`${t.label} #${rep + 1}`, t.url, t.headers, load, t.pid);
-      runs[key].push(r);
-      if (key === 'proxy' || key === 'large') answered[key] += r.requests;
+      t.runs.push(r);
+      t.answered += r.requests;
       progress(r);
     }
   }
+  /** Every run of a group, all its processes pooled: its medians are the group's figures. */
+  const runs = {
+    bare: bareT.runs,
+    stack: stackTs.flatMap((t) => t.runs),
+    proxy: proxyTs.flatMap((t) => t.runs),
+    large: largeT.runs,
+  };
   const loadPeak = { proxy: procVmHwm(proxy.proc.pid), bare: procVmHwm(bare.proc.pid), large: procVmHwm(large.proc.pid) };
 
   // -- Section 1c: latency at a fixed rate ---------------------------------------------------
   // Half of what the hono+HPM passthrough sustains, the same for both: a load both keep up
   // with, so p99 shows the time a request takes plus ordinary queueing, not saturation.
-  const stackRps = runs.stack.map((r) => r.rps).sort((a, b) => a - b)[Math.floor(runs.stack.length / 2)]!;
+  const stackRps = median(runs.stack.map((r) => r.rps));
   // Twice as long as a saturating run: a p99 is set by rare stalls (a collection, the
   // machine's other work), and more of them per run make it steadier.
   const fixed: LoadSettings = { ...load, duration: 2 * load.duration, rate: Math.max(1, Math.round(stackRps / 2)) };
@@ -386,26 +403,30 @@ try {
   progress(directFixed);
   // Each repetition alternates the two in short slices and pools each one's latencies: a stall
   // of the machine (this VM has them, of 10-450 ms) then falls on either target alike, instead
-  // of setting the p99 of whichever run it hit.
+  // of setting the p99 of whichever run it hit. Successive slices go to successive processes.
   const slices = Math.max(1, Math.round(fixed.duration / FIXED_SLICE_S));
   const slice: LoadSettings = { ...fixed, duration: fixed.duration / slices };
   const fixedRuns: { stack: LoadResult[]; proxy: LoadResult[] } = { stack: [], proxy: [] };
+  /** proxy p99 - passthrough p99 of each pair of adjacent slices. */
+  const slicePairs: number[] = [];
   for (let rep = 0; rep < settings.reps; rep++) {
     const parts: { stack: LoadResult[]; proxy: LoadResult[] } = { stack: [], proxy: [] };
     for (let i = 0; i < slices; i++) {
-      for (const key of ['stack', 'proxy'] as const) {
-        const t = targets[key];
-        parts[key].push(await measure(`${t.label} at ${fmtInt(fixed.rate!)}/s #${rep + 1}.${i + 1}`, t.url, t.headers, slice, t.pid));
+      const p = (rep * slices + i) % settings.instances;
+      for (const t of [stackTs[p]!, proxyTs[p]!]) {
+        const r = await measure(`${t.label} at ${fmtInt(fixed.rate!)}/s #${rep + 1}.${i + 1}`, t.url, t.headers, slice, t.pid);
+        parts[t.group as 'stack' | 'proxy'].push(r);
+        t.answered += r.requests;
       }
+      slicePairs.push(parts.proxy.at(-1)!.p99Ms - parts.stack.at(-1)!.p99Ms);
     }
     for (const key of ['stack', 'proxy'] as const) {
-      const r = mergeRuns(`${targets[key].label} at ${fmtInt(fixed.rate!)}/s #${rep + 1}`, parts[key]);
+      const r = mergeRuns(`${key === 'stack' ? 'hono+HPM passthrough' : 'gitlab-scope-proxy'} at ${fmtInt(fixed.rate!)}/s #${rep + 1}`, parts[key]);
       fixedRuns[key].push(r);
-      if (key === 'proxy') answered.proxy += r.requests;
       progress(r);
     }
   }
-  await stack.stop();
+  for (const c of stacks) await c.stop();
   const fixedStack = summarize(fixedRuns.stack);
   const fixedProxy = summarize(fixedRuns.proxy);
   const fixedAddedP99 = fixedProxy.p99Ms - fixedStack.p99Ms;
@@ -420,6 +441,10 @@ try {
   );
   say(`proxy p99 - hono+HPM p99 at ${fmtInt(fixed.rate!)} req/s = ${fmt(fixedAddedP99, 3)} ms   (target < ${TARGETS.fixedRateAddedP99Ms} ms)   ${verdict(fixedAddedP99 < TARGETS.fixedRateAddedP99Ms)}` +
     `   per pair: ${fixedRuns.proxy.map((r, i) => fmt(r.p99Ms - fixedRuns.stack[i]!.p99Ms, 3)).join(', ')} ms`);
+  const sortedSlicePairs = [...slicePairs].sort((a, b) => a - b);
+  const sliceAddedP99 = median(slicePairs);
+  say(`  the same, slice by slice (${slicePairs.length} pairs of adjacent ${fmt(slice.duration, 1)} s slices): median ${fmt(sliceAddedP99, 3)} ms,` +
+    ` quartiles ${fmt(percentile(sortedSlicePairs, 25), 3)} .. ${fmt(percentile(sortedSlicePairs, 75), 3)} ms`);
 
   const directS = summarize([directRun]);
   const bareS = summarize(runs.bare);
@@ -428,8 +453,14 @@ try {
   const largeS = summarize(runs.large);
   const rpsRatio = proxyS.rps / bareS.rps;
   const addedP50 = proxyS.p50Ms - bareS.p50Ms;
-  const pairRatios = runs.proxy.map((r, i) => r.rps / runs.bare[i]!.rps);
-  const pairAdded = runs.proxy.map((r, i) => r.p50Ms - runs.bare[i]!.p50Ms);
+  /** Per repetition and process, what `of` measured against what `over` measured next to it
+   *  (a one-process group stands beside every process of the other). */
+  const pairs = (of: Target[], over: Target[], f: (a: LoadResult, b: LoadResult) => number): number[] =>
+    Array.from({ length: settings.reps }, (_, rep) => of.map((t, i) => f(t.runs[rep]!, (over[i] ?? over[0]!).runs[rep]!))).flat();
+  const rpsOf = (a: LoadResult, b: LoadResult): number => a.rps / b.rps;
+  const pairRatios = pairs(proxyTs, [bareT], rpsOf);
+  const pairAdded = pairs(proxyTs, [bareT], (a, b) => a.p50Ms - b.p50Ms);
+  const perProcess = (ts: Target[]): string => ts.map((t) => fmtInt(median(t.runs.map((r) => r.rps)))).join(', ');
   const summaryRows = (rows: [string, Summary][]): string[][] =>
     rows.map(([name, sum]) => [name, String(sum.runs), fmtInt(sum.rps), fmt(sum.p50Ms, 3), fmt(sum.p99Ms, 3), fmt(100 * sum.cpuShare, 0), fmt(sum.cpuUsPerReq, 0)]);
   const SUMMARY_HEADER = ['runs', 'req/s', 'p50 ms', 'p99 ms', 'CPU %', 'CPU us/req'];
@@ -450,11 +481,15 @@ try {
   say(`proxy p50 - bare p50       = ${fmt(addedP50, 3)} ms   (target < ${TARGETS.addedP50Ms} ms)   ${verdict(addedP50 < TARGETS.addedP50Ms)}` +
     `   per pair: ${pairAdded.map((v) => fmt(v, 3)).join(', ')} ms`);
   say(`hono+HPM req/s / bare req/s = ${fmt(stackS.rps / bareS.rps, 3)}   (the ceiling for any proxy on hono + @hono/node-server + http-proxy-middleware)` +
-    `   per pair: ${runs.stack.map((r, i) => fmt(r.rps / runs.bare[i]!.rps, 3)).join(', ')}`);
+    `   per pair: ${pairs(stackTs, [bareT], rpsOf).map((v) => fmt(v, 3)).join(', ')}`);
   const stackRatio = proxyS.rps / stackS.rps;
   say(`proxy req/s / hono+HPM req/s = ${fmt(stackRatio, 3)}   (target >= ${TARGETS.stackRatio}: what the proxy's own work costs on its stack)   ${verdict(stackRatio >= TARGETS.stackRatio)}` +
-    `   per pair: ${runs.proxy.map((r, i) => fmt(r.rps / runs.stack[i]!.rps, 3)).join(', ')}` +
+    `   per pair: ${pairs(proxyTs, stackTs, rpsOf).map((v) => fmt(v, 3)).join(', ')}` +
     `   CPU per request: bare ${fmt(bareS.cpuUsPerReq, 0)} us, hono+HPM ${fmt(stackS.cpuUsPerReq, 0)} us, proxy ${fmt(proxyS.cpuUsPerReq, 0)} us`);
+  if (settings.instances > 1) {
+    say(`  req/s per process (median of its runs): hono+HPM ${perProcess(stackTs)}; gitlab-scope-proxy ${perProcess(proxyTs)}` +
+      `   (the figures above are medians over all ${settings.instances} x ${settings.reps} runs of each)`);
+  }
   say(`bare req/s / direct req/s  = ${fmt(bareS.rps / directS.rps, 3)}   (context: what any Node proxy hop costs here)`);
   if (Number.isFinite(cpuRatio)) {
     say(`CPU per request, bare / proxy = ${fmt(1 / cpuRatio, 3)}   (the req/s ratio measured in CPU time: robust to other load on the machine)`);
@@ -473,11 +508,10 @@ try {
   const lightDirect = await measure('direct (upstream), 1 conn', direct.url, direct.headers, light, upstream.proc.pid);
   progress(lightDirect);
   for (let rep = 0; rep < settings.reps; rep++) {
-    for (const key of ['bare', 'proxy'] as const) {
-      const t = targets[key];
+    for (const t of [bareT, proxyTs[rep % settings.instances]!]) {
       const r = await measure(`${t.label}, 1 conn #${rep + 1}`, t.url, t.headers, light, t.pid);
-      lightRuns[key].push(r);
-      if (key === 'proxy') answered.proxy += r.requests;
+      lightRuns[t.group as 'bare' | 'proxy'].push(r);
+      t.answered += r.requests;
       progress(r);
     }
   }
@@ -498,20 +532,23 @@ try {
     `   per pair: ${lightPairAdded.map((v) => fmt(v, 3)).join(', ')} ms`);
 
   // Every proxied request must have left one audit line (the proxy flushes on close).
-  await proxy.stop();
-  await large.stop();
-  await bare.stop();
-  const auditSmall = join(tmp, 'audit-small.log');
+  for (const c of [...proxies, large, bare]) await c.stop();
   const auditOn = settings.audit !== 'off' && !settings.aa;
-  const auditLines = auditOn ? await countLines(auditSmall) : 0;
-  const auditBytes = auditOn ? statSync(auditSmall).size : 0;
-  const largeAuditLines = auditOn ? await countLines(join(tmp, 'audit-large.log')) : 0;
+  const audited = [...proxyTs, largeT];
+  let auditLines = 0;
+  let auditBytes = 0;
+  for (const t of auditOn ? audited : []) {
+    const file = join(tmp, t.audit!);
+    const lines = await countLines(file);
+    auditLines += lines;
+    auditBytes += statSync(file).size;
+    if (lines < t.answered) problems.push(`${t.label}: audit log has ${lines} lines for ${t.answered} requests`);
+  }
+  const answeredAll = audited.reduce((n, t) => n + t.answered, 0);
   say();
   if (auditOn) {
-    say(`audit log (${settings.audit}): ${fmtInt(auditLines)} lines, ${mib(auditBytes)} (${fmt(auditBytes / Math.max(auditLines, 1), 0)} B/line), for ${fmtInt(answered.proxy)} completed requests` +
-      ' (requests cut off at the end of a run are audited too, as aborted)');
-    if (auditLines < answered.proxy) problems.push(`audit log has ${auditLines} lines for ${answered.proxy} requests`);
-    if (largeAuditLines < answered.large) problems.push(`large-policy audit log has ${largeAuditLines} lines for ${answered.large} requests`);
+    say(`audit logs (${settings.audit}): ${fmtInt(auditLines)} lines, ${mib(auditBytes)} (${fmt(auditBytes / Math.max(auditLines, 1), 0)} B/line), for ${fmtInt(answeredAll)} completed requests` +
+      ` to ${audited.length} proxy processes (requests cut off at the end of a run are audited too, as aborted)`);
   } else if (settings.aa) {
     say('audit log: none (BENCH_AA=1: the places of gitlab-scope-proxy ran the hono+HPM passthrough)');
   } else {
@@ -525,12 +562,13 @@ try {
     medians: { direct: directS, bare: bareS, stack: stackS, proxy: proxyS },
     stackOverBare: stackS.rps / bareS.rps,
     proxyOverStack: { value: stackRatio, target: TARGETS.stackRatio, pass: stackRatio >= TARGETS.stackRatio },
-    fixedRate: { rate: fixed.rate, direct: directFixed, runs: fixedRuns, addedP99Ms: { value: fixedAddedP99, target: TARGETS.fixedRateAddedP99Ms, pass: fixedAddedP99 < TARGETS.fixedRateAddedP99Ms } },
+    fixedRate: { rate: fixed.rate, direct: directFixed, runs: fixedRuns, addedP99Ms: { value: fixedAddedP99, target: TARGETS.fixedRateAddedP99Ms, pass: fixedAddedP99 < TARGETS.fixedRateAddedP99Ms }, slicePairsP99Ms: slicePairs, sliceMedianAddedP99Ms: sliceAddedP99 },
     rpsRatio: { value: rpsRatio, target: TARGETS.rpsRatio, pass: rpsRatio >= TARGETS.rpsRatio, perPair: pairRatios },
     addedP50Ms: { value: addedP50, target: TARGETS.addedP50Ms, pass: addedP50 < TARGETS.addedP50Ms, perPair: pairAdded },
     cpuPerRequestBareOverProxy: 1 / cpuRatio,
     peakRssUnderLoad: loadPeak,
-    audit: { lines: auditLines, bytes: auditBytes, completedRequests: answered.proxy },
+    perProcessRps: { stack: stackTs.map((t) => median(t.runs.map((r) => r.rps))), proxy: proxyTs.map((t) => median(t.runs.map((r) => r.rps))) },
+    audit: { lines: auditLines, bytes: auditBytes, completedRequests: answeredAll },
   };
   report.lightLoad = {
     connections: 1,
@@ -609,6 +647,7 @@ try {
   const loaded = loadPolicyDir(largeDir, tmp);
   if (loaded.clients.size !== LARGE_CLIENTS) problems.push(`large policy compiled to ${loaded.clients.size} clients`);
   const largeRatio = largeS.rps / proxyS.rps;
+  const largePairs = pairs([largeT], [proxyTs.at(-1)!], rpsOf);
   const largeAdded = largeS.p50Ms - proxyS.p50Ms;
   say(`policy text: ${mib(largeBytes)} of YAML in one file (timed here, in the load generator's process)`);
   say(
@@ -635,7 +674,7 @@ try {
   );
   say();
   say(`large req/s / small req/s  = ${fmt(largeRatio, 3)}   (no target; 1.0 = policy size costs nothing per request)` +
-    `   per run: ${runs.large.map((r, i) => fmt(r.rps / runs.proxy[i]!.rps, 3)).join(', ')}`);
+    `   per run, against the small-policy process measured just before it: ${largePairs.map((v) => fmt(v, 3)).join(', ')}`);
   say(`large p50 - small p50      = ${fmt(largeAdded, 3)} ms`);
   say(`CPU per request, large / small = ${fmt(largeS.cpuUsPerReq / proxyS.cpuUsPerReq, 3)}`);
   report.largePolicy = {
@@ -652,7 +691,7 @@ try {
     medians: { small: proxyS, large: largeS },
     rpsRatio: largeRatio,
     cpuPerRequestLargeOverSmall: largeS.cpuUsPerReq / proxyS.cpuUsPerReq,
-    perRunRatios: runs.large.map((r, i) => r.rps / runs.proxy[i]!.rps),
+    perRunRatios: largePairs,
     addedP50Ms: largeAdded,
   };
 
