@@ -97,19 +97,50 @@ export function createAuditLog(path: string | undefined, onError: (err: Error) =
   return auditLogTo(dest);
 }
 
+/** A line whose text is made when the destination writes it out (AuditSink.writeLine):
+ *  formatting a batch of lines together keeps the serializer's code and data warm, where one
+ *  line made as each connection closes found them cold (docs/benchmarks.md). */
+export interface PendingLine {
+  text(): string;
+}
+
+/** A destination that takes pending lines (src/ops/audit-sink.ts). */
+interface LineDestination extends DestinationStream {
+  writeLine(line: PendingLine): void;
+}
+
+type AnyRecord = AuditRecord | SystemAuditRecord | GrantAuditRecord;
+
+/** The line pino wrote with this log's settings: no level, no base fields, `time` first, then
+ *  the record's own fields in order. The record is a flat object of strings, numbers, null and
+ *  string arrays, which JSON.stringify handles exactly like pino, at a fraction of the cost. */
+const lineOf = (time: string, record: AnyRecord): string => `{"time":"${time}",${JSON.stringify(record).slice(1)}\n`;
+
+class RecordLine implements PendingLine {
+  // The time is taken now, when the line is written, not when it is formatted.
+  readonly #time = isoNow();
+  readonly #record: AnyRecord;
+  constructor(record: AnyRecord) {
+    this.#record = record;
+  }
+  text(): string {
+    return lineOf(this.#time, this.#record);
+  }
+}
+
 /**
- * Audit lines go straight to `dest` (pino's destination from createAuditLog, or the
- * AuditSink): one `write` per line, synchronously, as pino would call it. The line is the
- * one pino wrote with this log's settings (no level, no base fields, `time` first, then the
- * record's own fields in order), built without pino's generic serializer: the record is a
- * flat object of strings, numbers, null and string arrays, which JSON.stringify handles
- * exactly like pino, at a fraction of the cost per line.
+ * Audit lines go to `dest`: pino's destination from createAuditLog (one `write` per line,
+ * synchronously, as pino would call it), or the AuditSink, which formats the line when it
+ * writes its batch out. Either way the record is not looked at again after write(): every
+ * caller builds a fresh one.
  */
 export function auditLogTo(dest: DestinationStream): AuditLog {
   const flushable = dest as DestinationStream & { flush?: (cb: (err?: Error) => void) => void };
+  const lines = typeof (dest as Partial<LineDestination>).writeLine === 'function' ? (dest as LineDestination) : undefined;
   return {
     write: (record) => {
-      dest.write(`{"time":"${isoNow()}",${JSON.stringify(record).slice(1)}\n`);
+      if (lines) lines.writeLine(new RecordLine(record));
+      else dest.write(lineOf(isoNow(), record));
       // Lines about the proxy itself (reloads, a resumed log) are rare: written at once rather
       // than with the next batch of request lines (src/ops/audit-sink.ts).
       if (record.client === 'system' && typeof flushable.flush === 'function') flushable.flush(() => undefined);

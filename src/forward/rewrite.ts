@@ -32,9 +32,13 @@ function startsWithBase(url: string, base: string): boolean {
   return next === undefined || next === '/' || next === '?';
 }
 
+/** The media type before any parameters, around optional whitespace, in any case: asked of
+ *  every response, so one regular expression rather than split, trim and lowercase. */
+const LFS_JSON = /^\s*application\/vnd\.git-lfs\+json\s*(?:;|$)/i;
+
 /** application/vnd.git-lfs+json, whatever its parameters. */
 export function isLfsJson(contentType: string | undefined): boolean {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase() === 'application/vnd.git-lfs+json';
+  return contentType !== undefined && LFS_JSON.test(contentType);
 }
 
 /**

@@ -3,6 +3,8 @@
 //     write every BATCH_MS: the lines of every request that ended meanwhile go out in one
 //     system call instead of one each (each write costs a thread-pool round trip, which
 //     under load cost more CPU than building the lines); flush() and close() write at once;
+//   - a request's line may come as a PendingLine, formatted with the others of its batch
+//     (at the write, or once FORMAT_EVERY of them wait) rather than one at a time;
 //   - a failed write (disk full, volume gone) marks the sink not writable, counts the lines
 //     that were lost, and closes the file; the file is then reopened every `retryMs` (stdout
 //     is simply tried again);
@@ -13,6 +15,7 @@
 // With AUDIT_ON_FAILURE=refuse the server refuses requests while `writable` is false.
 import { closeSync, fsync, mkdirSync, openSync, write } from 'node:fs';
 import { dirname } from 'node:path';
+import type { PendingLine } from '../audit/audit.ts';
 
 export interface AuditSinkEvents {
   /** A write or a reopen failed. Called once per failure, not per retry. */
@@ -34,6 +37,9 @@ type State = 'ok' | 'failed' | 'probing';
 
 /** Longest a line waits in the queue before a write starts (flush() does not wait). */
 const BATCH_MS = 20;
+/** Pending lines formatted at once: enough for a warm batch, few enough that the queue's byte
+ *  count (maxQueueBytes) is never far behind. */
+const FORMAT_EVERY = 64;
 
 export class AuditSink {
   readonly #path: string | undefined;
@@ -43,6 +49,8 @@ export class AuditSink {
   #fd: number | null;
   #state: State = 'ok';
   #queue: string[] = [];
+  /** Lines after the queue's, not yet formatted (at most FORMAT_EVERY). */
+  #pending: PendingLine[] = [];
   #queuedBytes = 0;
   #writing = false;
   #timer: NodeJS.Timeout | null = null;
@@ -75,20 +83,45 @@ export class AuditSink {
 
   /** pino's destination interface: one call per line. */
   write(chunk: string): boolean {
+    if (this.#pending.length > 0) this.#formatPending();
+    if (this.#refuse()) return true;
+    this.#enqueue(chunk);
+    this.#schedule();
+    return true;
+  }
+
+  /** A line formatted later, with its batch (src/audit/audit.ts auditLogTo). */
+  writeLine(line: PendingLine): void {
+    if (this.#refuse()) return;
+    this.#pending.push(line);
+    if (this.#pending.length >= FORMAT_EVERY) this.#formatPending();
+    this.#schedule();
+  }
+
+  /** Closed or failed: the line is lost (and counted). Otherwise it counts as the probe. */
+  #refuse(): boolean {
     if (this.#closed || this.#state === 'failed') {
       this.#lose(1);
       return true;
     }
+    if (this.#probePending) this.#probePending = false;
+    return false;
+  }
+
+  #enqueue(chunk: string): void {
     if (this.#queuedBytes + chunk.length > this.#maxQueueBytes) {
       this.#lose(1);
       this.#setOverflow(true);
-      return true;
+      return;
     }
-    if (this.#probePending) this.#probePending = false;
     this.#queue.push(chunk);
     this.#queuedBytes += chunk.length;
-    this.#schedule();
-    return true;
+  }
+
+  #formatPending(): void {
+    const lines = this.#pending;
+    this.#pending = [];
+    for (const line of lines) this.#enqueue(line.text());
   }
 
   /** Calls back when every line queued so far has been handed to the OS (and, for a file,
@@ -98,7 +131,7 @@ export class AuditSink {
       if (this.#fd === null || this.#path === undefined) return cb();
       fsync(this.#fd, () => cb());
     };
-    if (!this.#writing && this.#queue.length === 0) return done();
+    if (!this.#writing && this.#queue.length === 0 && this.#pending.length === 0) return done();
     this.#idle.push(done);
     if (!this.#writing) this.#drainNow();
   }
@@ -142,6 +175,7 @@ export class AuditSink {
   };
 
   #drain(): void {
+    if (this.#pending.length > 0) this.#formatPending();
     if (this.#fd === null || this.#queue.length === 0) {
       this.#writing = false;
       this.#setOverflow(false);
@@ -167,7 +201,7 @@ export class AuditSink {
       }
       // More lines arrived during the write: batch them with what follows, unless someone
       // waits for a flush. Nothing left: #drain settles (waiters, overflow).
-      if (this.#queue.length > 0 && this.#idle.length === 0 && this.#fd !== null) {
+      if ((this.#queue.length > 0 || this.#pending.length > 0) && this.#idle.length === 0 && this.#fd !== null) {
         this.#writing = false;
         this.#schedule();
       } else {
@@ -179,8 +213,9 @@ export class AuditSink {
   #fail(err: NodeJS.ErrnoException, lines: number): void {
     const wasProbing = this.#state === 'probing';
     // A failed probe line is not an audit line of its own: do not count it again.
-    this.#lose(lines - (wasProbing ? 1 : 0) + this.#queue.length);
+    this.#lose(lines - (wasProbing ? 1 : 0) + this.#queue.length + this.#pending.length);
     this.#queue = [];
+    this.#pending = [];
     this.#queuedBytes = 0;
     if (!wasProbing) this.#events.onError(err);
     this.#state = 'failed';
