@@ -96,7 +96,8 @@ export function createEdge(d: EdgeDeps): Server {
     if (config.publicUrl) checkPublicHost(req.headers.host);
     const ctx = attachContext(req);
     nameRequest(req, res, ctx);
-    res.once('close', () => finish(ctx, req, res));
+    // 'close' comes once per response: a plain listener, without once()'s wrapper and removal.
+    res.on('close', () => finish(ctx, req, res));
     if (d.auditRefusing()) {
       refuseUnaudited(ctx, res);
       return;
