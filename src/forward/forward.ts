@@ -14,7 +14,7 @@ import type { ForwardPlan } from '../types.ts';
 import { isLfsJson, localLocation, rewriteLink, stripLfsAuthorization } from './rewrite.ts';
 import { respondFilteredList } from '../scope/list-filter.ts';
 import { countStreamed } from './stream-memory.ts';
-import { upstreamGuard, type ResponseWatch, type UpstreamTimeouts } from './timeouts.ts';
+import { guardUpstreamRequest, type ResponseWatch, type UpstreamTimeouts } from './timeouts.ts';
 
 export interface ForwardSettings {
   gitlabUrl: URL;
@@ -64,7 +64,6 @@ const LFS_MAX_BYTES = 4 * 1024 * 1024;
 export function createForwarder(settings: ForwardSettings): Forwarder {
   const agentOptions = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
   const agent = settings.agent ?? (settings.gitlabUrl.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions));
-  const timeouts = upstreamGuard(settings.timeouts);
 
   const proxy: RequestHandler = createProxyMiddleware({
     // A URL object, parsed once: given a string, http-proxy-middleware and httpxy would each
@@ -84,13 +83,12 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
     on: {
       proxyReq: (proxyReq: ClientRequest, req: IncomingMessage) => {
         const plan = (req as PlannedRequest)[PLAN]!;
-        plan.watch = timeouts.guard(proxyReq, plan.ctx);
+        plan.watch = guardUpstreamRequest(proxyReq, plan.ctx, settings.timeouts);
         if (plan.body.length > 0) proxyReq.write(plan.body);
       },
       proxyRes: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
         const plan = (req as PlannedRequest)[PLAN]!;
         markUpstreamResponse(plan.ctx);
-        plan.watch?.responded(proxyRes);
         // A redirect is decided like a request (async) before it is answered; nothing else waits.
         const location = proxyRes.headers.location;
         if (typeof location !== 'string') return respond(proxyRes, res, plan, settings, undefined);
@@ -129,10 +127,7 @@ export function createForwarder(settings: ForwardSettings): Forwarder {
       if (res.socket) return isUsable(res.socket) ? sendUpstream(req, res, plan, decision, reason) : Promise.resolve();
       return isCurrentResponse(req, res).then((current) => (current ? sendUpstream(req, res, plan, decision, reason) : undefined));
     },
-    close: () => {
-      timeouts.close();
-      agent.destroy();
-    },
+    close: () => agent.destroy(),
   };
 
   /** The request goes to GitLab: what the decision said is recorded again, and the real
