@@ -34,14 +34,19 @@ function pending(text: string, formatted: string[]): { text(): string } {
   };
 }
 
+/** A sink writing to a new file in a temporary directory (removed after the test). */
+function sinkInTempDir(): { sink: AuditSink; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'gsp-sink-'));
+  dirs.push(dir);
+  const file = join(dir, 'audit.log');
+  return { sink: new AuditSink(file, events()), file };
+}
+
 const flushed = (sink: AuditSink): Promise<void> => new Promise((resolve) => sink.flush(() => resolve()));
 
 describe('AuditSink', () => {
   it('writes pending lines and text lines in the order they came, formatting pending ones only when they are written out', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gsp-sink-'));
-    dirs.push(dir);
-    const file = join(dir, 'audit.log');
-    const sink = new AuditSink(file, events());
+    const { sink, file } = sinkInTempDir();
     const formatted: string[] = [];
     sink.writeLine(pending('a', formatted));
     sink.writeLine(pending('b', formatted));
@@ -55,10 +60,7 @@ describe('AuditSink', () => {
   });
 
   it('formats a batch once 64 lines wait, without waiting for the write', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gsp-sink-'));
-    dirs.push(dir);
-    const file = join(dir, 'audit.log');
-    const sink = new AuditSink(file, events());
+    const { sink, file } = sinkInTempDir();
     const formatted: string[] = [];
     for (let i = 0; i < 63; i++) sink.writeLine(pending(String(i), formatted));
     expect(formatted).toHaveLength(0);
