@@ -42,11 +42,11 @@ try {
   const here = new URL('.', import.meta.url);
   const upstream = await startChild('upstream', new URL('upstream.ts', here), { BENCH_ROLE: 'upstream', BENCH_UPSTREAM_TOKEN: realToken }, pin ? { cpus: '0' } : {});
   const cpus = pin ? { cpus: '1' } : {};
-  const targets: { label: string; children: Child[]; cpu: number[]; rps: number[] }[] = [];
+  const targets: { label: string; children: Child[]; cpu: number[]; rps: number[]; perChild: number[][] }[] = [];
   const start = async (label: string, script: URL, env: Record<string, string>, execArgv: string[] = []): Promise<void> => {
     const children: Child[] = [];
     for (let n = 0; n < instances; n++) children.push(await startChild(`${label} #${n + 1}`, script, { ...env, BENCH_AUDIT_LOG: join(tmp, `audit-${targets.length}-${n}.log`) }, { ...cpus, execArgv }));
-    targets.push({ label, children, cpu: [], rps: [] });
+    targets.push({ label, children, cpu: [], rps: [], perChild: children.map(() => []) });
   };
   const childScript = new URL('proxy-child.ts', here);
   // The stack's own passthrough (hono + @hono/node-server + http-proxy-middleware): issue 12's baseline.
@@ -67,11 +67,12 @@ try {
     for (const t of targets) {
       let cpu = 0;
       let rps = 0;
-      for (const child of t.children) {
+      for (const [n, child] of t.children.entries()) {
         const c0 = procCpuSeconds(child.proc.pid)!;
         const res = await runLoad(t.label, child.url + BENCH_PATH, headers, { connections, pipelining: 1, duration: seconds });
         const c1 = procCpuSeconds(child.proc.pid)!;
         if (res.non2xx || res.errors) throw new Error(`${t.label}: ${res.non2xx} non-2xx, ${res.errors} errors`);
+        t.perChild[n]!.push(((c1 - c0) * 1e6) / res.requests);
         cpu += ((c1 - c0) * 1e6) / res.requests / t.children.length;
         rps += res.rps / t.children.length;
       }
@@ -84,7 +85,8 @@ try {
   const stackCpu = median(targets[1]!.cpu);
   for (const t of targets) {
     const cpu = median(t.cpu);
-    console.log(`${t.label.padEnd(28)} CPU ${fmt(cpu, 1)} us/req  req/s ${fmtInt(median(t.rps))}  bare/this ${fmt(bareCpu / cpu, 3)}  hono+HPM/this ${fmt(stackCpu / cpu, 3)}`);
+    console.log(`${t.label.padEnd(28)} CPU ${fmt(cpu, 1)} us/req  req/s ${fmtInt(median(t.rps))}  bare/this ${fmt(bareCpu / cpu, 3)}  hono+HPM/this ${fmt(stackCpu / cpu, 3)}` +
+      (t.children.length > 1 ? `  per process (in start order): ${t.perChild.map((c) => fmt(median(c), 0)).join(', ')} us` : ''));
   }
   // Each round's ratio to the first root, then the median: adjacent runs share the machine's
   // state, so a ratio per round is steadier than a ratio of medians on a noisy machine.
