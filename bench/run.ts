@@ -48,7 +48,7 @@ const settings = {
   connections: Math.round(envNumber('BENCH_CONNECTIONS', 50, 1, 1000)),
   pipelining: 1,
   reps: Math.round(envNumber('BENCH_REPS', QUICK ? 1 : 2, 1, 20)),
-  /** Processes each of the hono+HPM passthrough and gitlab-scope-proxy in section 1. */
+  /** Processes each of the hono+HPM passthrough and gitlab-scope-proxy in sections 1 and 1c. */
   instances: Math.round(envNumber('BENCH_INSTANCES', QUICK ? 1 : 3, 1, 8)),
   streamBytes: Math.round(envNumber('BENCH_STREAM_MIB', QUICK ? 32 : 256, 1, 4096) * MiB),
   pauseMs: QUICK ? 500 : 2000,
@@ -460,7 +460,9 @@ try {
   const rpsOf = (a: LoadResult, b: LoadResult): number => a.rps / b.rps;
   const pairRatios = pairs(proxyTs, [bareT], rpsOf);
   const pairAdded = pairs(proxyTs, [bareT], (a, b) => a.p50Ms - b.p50Ms);
-  const perProcess = (ts: Target[]): string => ts.map((t) => fmtInt(median(t.runs.map((r) => r.rps)))).join(', ');
+  /** Each process's median req/s, in start order. */
+  const processRps = (ts: Target[]): number[] => ts.map((t) => median(t.runs.map((r) => r.rps)));
+  const perProcess = (ts: Target[]): string => processRps(ts).map(fmtInt).join(', ');
   const summaryRows = (rows: [string, Summary][]): string[][] =>
     rows.map(([name, sum]) => [name, String(sum.runs), fmtInt(sum.rps), fmt(sum.p50Ms, 3), fmt(sum.p99Ms, 3), fmt(100 * sum.cpuShare, 0), fmt(sum.cpuUsPerReq, 0)]);
   const SUMMARY_HEADER = ['runs', 'req/s', 'p50 ms', 'p99 ms', 'CPU %', 'CPU us/req'];
@@ -567,7 +569,7 @@ try {
     addedP50Ms: { value: addedP50, target: TARGETS.addedP50Ms, pass: addedP50 < TARGETS.addedP50Ms, perPair: pairAdded },
     cpuPerRequestBareOverProxy: 1 / cpuRatio,
     peakRssUnderLoad: loadPeak,
-    perProcessRps: { stack: stackTs.map((t) => median(t.runs.map((r) => r.rps))), proxy: proxyTs.map((t) => median(t.runs.map((r) => r.rps))) },
+    perProcessRps: { stack: processRps(stackTs), proxy: processRps(proxyTs) },
     audit: { lines: auditLines, bytes: auditBytes, completedRequests: answeredAll },
   };
   report.lightLoad = {
